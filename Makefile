@@ -1,0 +1,30 @@
+# The two commands of the quick start: `make train` and `make test`. Each installs what is missing
+# (as root), configures and builds first.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DMEGA_WERROR=ON
+endif
+
+.PHONY: all setup configure build test train clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+train: build
+	$(BUILD)/mega train-mlp
+
+clean:
+	rm -rf $(BUILD)

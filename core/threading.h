@@ -1,0 +1,30 @@
+// One OpenMP pool for the whole process. The thread count comes from set_num_threads (the --threads
+// flag), else MEGA_NUM_THREADS, else every core.
+#pragma once
+#include <omp.h>
+
+#include <cstdint>
+
+namespace mega {
+
+void set_num_threads(int threads);  // <= 0 restores the default
+int num_threads();
+// Calls body(begin, end) over [0, n) split in contiguous blocks, one per thread; serial when n is
+// smaller than `grain` so tiny loops do not pay for a parallel region.
+template <class F>
+void parallel_for(int64_t n, int64_t grain, F&& body) {
+  if (n <= 0) return;
+  if (n < grain || num_threads() == 1) {
+    body(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
+    int64_t chunk = (n + threads - 1) / threads;
+    int64_t begin = id * chunk, end = begin + chunk < n ? begin + chunk : n;
+    if (begin < end) body(begin, end);
+  }
+}
+
+}  // namespace mega

@@ -1,0 +1,14 @@
+// The subcommands of `mega`, one file each (recipes/cmd_<name>.cpp). Each takes the arguments after its
+// name and returns the process exit code.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mega::cli {
+
+using Args = std::vector<std::string>;
+
+int version(const Args& args);
+int train_mlp(const Args& args);
+
+}  // namespace mega::cli

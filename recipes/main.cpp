@@ -1,0 +1,74 @@
+// `mega`: the command line. Global options come before the subcommand; each subcommand parses its own.
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <map>
+
+#include "core/error.h"
+#include "core/threading.h"
+#include "recipes/commands.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+struct Command {
+  int (*run)(const mega::cli::Args&);
+  const char* summary;
+};
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> table{
+      {"version", {mega::cli::version, "version, commit, compiler, oneDNN/FFTW versions, ISA, threads"}},
+      {"train-mlp", {mega::cli::train_mlp, "train a small MLP on a generated task (engine smoke run)"}},
+  };
+  return table;
+}
+
+void print_usage(const po::options_description& global) {
+  std::cout << "usage: mega [--threads N] <command> [args...]\n\ncommands:\n";
+  for (const auto& [name, command] : commands()) {
+    std::cout << "  " << name << std::string(name.size() < 14 ? 14 - name.size() : 1, ' ') << command.summary
+              << "\n";
+  }
+  std::cout << "\n" << global << "\nRun 'mega <command> --help' for a command's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description global("global options");
+  global.add_options()("help,h", "show this help")("threads", po::value<int>(),
+                                                   "OpenMP threads (default: $MEGA_NUM_THREADS or all cores)");
+  // Global options end at the first positional argument: the subcommand.
+  int first = 1;
+  while (first < argc && argv[first][0] == '-') {
+    std::string a = argv[first];
+    if (a == "--threads" && first + 1 < argc) first += 2;
+    else first += 1;
+  }
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(first, argv).options(global).run(), vm);
+    po::notify(vm);
+    if (vm.count("threads")) mega::set_num_threads(vm["threads"].as<int>());
+    if (vm.count("help") || first >= argc) {
+      print_usage(global);
+      return first >= argc && !vm.count("help") ? 1 : 0;
+    }
+    std::string name = argv[first];
+    auto found = commands().find(name);
+    if (found == commands().end()) {
+      std::cerr << "mega: unknown command '" << name << "'\n";
+      print_usage(global);
+      return 2;
+    }
+    mega::cli::Args args(argv + first + 1, argv + argc);
+    return found->second.run(args);
+  } catch (const po::error& e) {
+    std::cerr << "mega: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mega: error: " << e.what() << "\n";
+    return 1;
+  }
+}
