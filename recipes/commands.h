@@ -10,5 +10,6 @@ using Args = std::vector<std::string>;
 
 int version(const Args& args);
 int train_mlp(const Args& args);
+int bench(const Args& args);
 
 }  // namespace mega::cli

@@ -19,6 +19,7 @@ struct Command {
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table{
       {"version", {mega::cli::version, "version, commit, compiler, oneDNN/FFTW versions, ISA, threads"}},
+      {"bench", {mega::cli::bench, "benchmarks: 'mega bench ops' times every op family"}},
       {"train-mlp", {mega::cli::train_mlp, "train a small MLP on a generated task (engine smoke run)"}},
   };
   return table;

@@ -1,0 +1,41 @@
+// The op benchmarks behind `mega bench ops`: each family adds rows (forward and backward time, GFLOP/s)
+// to one table, printed and optionally written as JSON. Timings are medians over repeats.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mega::bench {
+
+struct Row {
+  std::string op;           // "linear", "ema", ...
+  std::string shape;        // "B=8 L=1024 D=128"
+  double forward_ms = 0;
+  double backward_ms = 0;   // 0 when not measured
+  double flops = 0;         // forward + backward floating-point operations, 0 when not meaningful
+  std::string note;         // "fft", "direct", "oneDNN sgemm peak", ...
+};
+
+struct Options {
+  bool quick = false;      // smaller shapes and fewer repeats (CI smoke run)
+  std::string filter;      // run only families whose name contains this
+};
+
+class Table {
+ public:
+  void add(const Row& row);
+  void print() const;
+  void write_json(const std::string& path) const;
+  const std::vector<Row>& rows() const { return rows_; }
+
+ private:
+  std::vector<Row> rows_;
+};
+
+// Median wall time of `body` in milliseconds over `repeats` runs after one warm-up.
+double median_ms(const std::function<void()>& body, int repeats);
+
+// One function per op family; bench/cmd_bench.cpp lists them.
+void bench_matmul(Table& table, const Options& options);
+
+}  // namespace mega::bench
