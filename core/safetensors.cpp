@@ -87,7 +87,7 @@ uint64_t read_u64_le(const char* p) {
 // which would silently hide a second tensor of the same name.
 json parse_header(const std::string& path, const char* text, size_t length) {
   std::vector<std::set<std::string>> keys_at_depth;
-  std::string duplicate;
+  std::string duplicate, top_level_key, duplicate_in;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
     size_t d = static_cast<size_t>(depth);
     if (event == json::parse_event_t::object_start) {
@@ -97,7 +97,11 @@ json parse_header(const std::string& path, const char* text, size_t length) {
     } else if (event == json::parse_event_t::key && duplicate.empty()) {
       if (keys_at_depth.size() < d + 1) keys_at_depth.resize(d + 1);
       const std::string& key = parsed.get_ref<const std::string&>();
-      if (!keys_at_depth[d].insert(key).second) duplicate = key;
+      if (!keys_at_depth[d].insert(key).second) {
+        duplicate = key;
+        if (d > 1) duplicate_in = top_level_key;
+      }
+      if (d == 1) top_level_key = key;
     }
     return true;
   };
@@ -106,6 +110,9 @@ json parse_header(const std::string& path, const char* text, size_t length) {
     header = json::parse(text, text + length, callback);
   } catch (const json::exception& e) {
     refuse(path, "header is not valid JSON: ", e.what());
+  }
+  if (!duplicate_in.empty()) {
+    refuse(path, "tensor '", duplicate_in, "': has the key '", duplicate, "' twice");
   }
   if (!duplicate.empty()) refuse(path, "header has the key '", duplicate, "' twice");
   if (!header.is_object()) refuse(path, "header is a JSON ", header.type_name(), ", not an object");

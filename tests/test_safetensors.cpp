@@ -243,6 +243,10 @@ TEST(Safetensors, RefusesCorruptFiles) {
                                entry("w", "F32", "[1]", "[4,8]") + "}",
                            eight),
                  {"'w' twice"});
+  expect_refused(write_raw(at("duplicate_field"),
+                           R"({"w":{"dtype":"F32","dtype":"F64","shape":[1],"data_offsets":[0,4]}})",
+                           std::string(4, '\0')),
+                 {"tensor 'w'", "'dtype' twice"});
   expect_refused(write_raw(at("bad_metadata"), R"({"__metadata__":{"step":3}})", ""),
                  {"__metadata__ key 'step'", "not a string"});
   expect_refused(dir + "/does_not_exist.safetensors", {"cannot open", std::strerror(ENOENT)});
