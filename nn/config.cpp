@@ -192,6 +192,10 @@ MegaConfig MegaConfig::from_json(const json& j) {
       MEGA_CHECK(v.is_string(), "[config] id2label[", k, "] must be a string");
       c.id2label[k] = v.get<std::string>();
     }
+    int64_t num_labels = c.num_labels();
+    read(j, "num_labels", num_labels);
+    MEGA_CHECK(num_labels == c.num_labels(), "[config] num_labels (", num_labels, ") disagrees with id2label (",
+               c.num_labels(), " entries)");
   } else if (auto n = j.find("num_labels"); n != j.end()) {
     int64_t num_labels = 0;
     read(j, "num_labels", num_labels);
@@ -257,6 +261,7 @@ json MegaConfig::to_json() const {
   json label2id = json::object();
   for (const auto& [id, label] : id2label) label2id[label] = std::stoll(id);
   j["label2id"] = label2id;
+  j["num_labels"] = num_labels();
   j["problem_type"] = optional_json(problem_type);
   j["architectures"] = architectures;
   j["output_attentions"] = output_attentions;

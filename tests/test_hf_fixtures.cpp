@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/safetensors.h"
+#include "core/threading.h"
 #include "nn/hf_run.h"
 
 using namespace mega;
@@ -89,7 +90,12 @@ void compare(const std::map<std::string, Tensor>& expected, const std::map<std::
   }
 }
 
-class HfFixture : public ::testing::TestWithParam<std::string> {};
+// The fixture models are tiny: one thread is fastest, and parallel regions on a loaded machine spin.
+class HfFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() { set_num_threads(1); }
+  static void TearDownTestSuite() { set_num_threads(0); }
+};
 
 TEST_P(HfFixture, MatchesReference) {
   const std::string folder = kFixtures + "/" + GetParam();

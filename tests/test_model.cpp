@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/safetensors.h"
+#include "core/threading.h"
 #include "nn/hf_run.h"
 #include "nn/mega_model.h"
 
@@ -19,6 +20,12 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kFixtures = std::string(MEGA_SHARED_DIR) + "/fixtures/hf_mega/";
+
+// The fixture models are tiny: one thread is fastest, and parallel regions on a loaded machine spin.
+struct OneThread {
+  OneThread() { set_num_threads(1); }
+  ~OneThread() { set_num_threads(0); }
+};
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -124,6 +131,7 @@ TEST(MegaModule, StateDictNamesMatchTheCheckpointAndLoadErrorsNameTheKey) {
 }
 
 TEST(MegaModel, SaveThenReloadGivesIdenticalOutputs) {
+  OneThread one_thread;
   const std::string name = "pub05_clm_batchnorm_softmax_simple";
   MegaCheckpoint original = load_pretrained(kFixtures + name);
   auto inputs = load_safetensors(kFixtures + name + "/inputs.safetensors").tensors;
@@ -147,6 +155,7 @@ TEST(MegaModel, SaveThenReloadGivesIdenticalOutputs) {
 
 // A length that is not a multiple of chunk_size is padded inside; that must equal padding by hand.
 TEST(MegaModel, ChunkingPadsALengthThatIsNotAMultipleOfTheChunk) {
+  OneThread one_thread;
   for (const std::string name : {"pub06_seqcls_single_chunked_fullpadchunk", "pub15_clm_chunked_softmax_scalenorm"}) {
     auto model = load_with(name, [](MegaConfig&) {});
     const int64_t c = model->config().chunk_size, L = 2 * c + 3, padded = 3 * c;
@@ -179,6 +188,7 @@ TEST(MegaModel, ChunkingPadsALengthThatIsNotAMultipleOfTheChunk) {
 // Cached decoding with pieces that cross chunk boundaries, and with a truncated EMA (no fixture has
 // either): the logits must equal the full causal forward's.
 TEST(MegaModel, CachedDecodingEqualsFullForwardAcrossChunksAndWithTruncation) {
+  OneThread one_thread;
   struct Case {
     std::string name;
     std::function<void(MegaConfig&)> edit;
