@@ -43,7 +43,10 @@ void bench_norm(Table& table, const Options& options) {
     shape << "tokens=" << B * L << " D=" << D;
     for (const Case& c : cases) {
       double fwd = median_ms([&] { c.forward(); }, repeats);
-      double both = median_ms([&] { c.forward().backward(cotangent); }, repeats);
+      double both = median_ms([&] {
+        for (const Var& leaf : {x, weight, bias, scalar}) leaf.zero_grad();  // time the op, not accumulation
+        c.forward().backward(cotangent);
+      }, repeats);
       table.add({c.op, shape.str(), fwd, both - fwd, 0, c.op == std::string("batch_norm") ? "train" : ""});
     }
   }

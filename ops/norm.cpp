@@ -78,26 +78,37 @@ void check_eps(double eps, const char* op) {
   MEGA_CHECK(eps >= 0 && std::isfinite(eps), "[", op, "] eps must be finite and >= 0, got ", eps);
 }
 
+// sum over j in [0, n) of term(j) in double. A plain running sum may not be reordered, so it would run
+// one add per add-latency; `omp simd reduction` lets the compiler keep vector lanes. The order is fixed
+// by the build (lane count), never by the thread count, so results stay reproducible.
+template <class Term>
+inline double lane_sum(int64_t n, Term term) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) sum += term(j);
+  return sum;
+}
+
 // ---- RMS normalisation with a gain: scale_norm and rms_norm ------------------------------------
 // Both are y = x * rstd * gain with rstd = 1 / sqrt(mean_d x^2 + eps) per row; they differ only in the
-// gain: one scalar for scale_norm (gain_stride 0), one per feature for rms_norm (gain_stride 1), or none
-// (gain null). The kernels take the stride so the two ops share one derivation.
+// gain: one scalar for scale_norm (per_feature false), one per feature for rms_norm (per_feature true),
+// or none (gain null). The kernels share one derivation.
 
 template <class T>
-void rms_forward(const T* x, const T* gain, int64_t gain_stride, T* y, T* rstd, int64_t rows, int64_t D,
+void rms_forward(const T* x, const T* gain, bool per_feature, T* y, T* rstd, int64_t rows, int64_t D,
                  double eps) {
   parallel_for(rows, row_grain(D), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const T* xr = x + r * D;
       T* yr = y + r * D;
-      double sum_sq = 0;
-      for (int64_t j = 0; j < D; ++j) sum_sq += static_cast<double>(xr[j]) * xr[j];
-      T s = static_cast<T>(1.0 / std::sqrt(sum_sq / static_cast<double>(D) + eps));
-      rstd[r] = s;
-      if (gain == nullptr) {
-        for (int64_t j = 0; j < D; ++j) yr[j] = xr[j] * s;
+      double sum_sq = lane_sum(D, [&](int64_t j) { return static_cast<double>(xr[j]) * xr[j]; });
+      double s = 1.0 / std::sqrt(sum_sq / static_cast<double>(D) + eps);
+      rstd[r] = static_cast<T>(s);
+      if (gain != nullptr && per_feature) {
+        for (int64_t j = 0; j < D; ++j) yr[j] = static_cast<T>(xr[j] * s * gain[j]);
       } else {
-        for (int64_t j = 0; j < D; ++j) yr[j] = xr[j] * s * gain[j * gain_stride];
+        double c = gain != nullptr ? s * gain[0] : s;
+        for (int64_t j = 0; j < D; ++j) yr[j] = static_cast<T>(xr[j] * c);
       }
     }
   });
@@ -107,12 +118,14 @@ void rms_forward(const T* x, const T* gain, int64_t gain_stride, T* y, T* rstd, 
 // n = x r (the normalised row) and gw = g w:
 //   dx_j = r (gw_j - n_j * mean_k(gw_k n_k))
 //   dw_j = sum over rows of g_j n_j          (scalar gain: the sum over every element)
-// Saved: x and r per row; n is recomputed. gain_grad, when not null, receives width = D or 1 values.
+// Saved: x and r per row; n is recomputed. gain_grad, when not null, receives D (per feature) or 1 values.
 template <class T>
-void rms_backward(const T* x, const T* rstd, const T* gain, int64_t gain_stride, const T* g, T* dx,
+void rms_backward(const T* x, const T* rstd, const T* gain, bool per_feature, const T* g, T* dx,
                   double* gain_grad, int64_t rows, int64_t D) {
-  int64_t width = gain_stride == 0 ? 1 : D;
+  int64_t width = per_feature ? D : 1;
   int64_t blocks = block_count(rows);
+  bool gain_per_feature = gain != nullptr && per_feature;
+  double gain_scalar = gain != nullptr && !per_feature ? static_cast<double>(gain[0]) : 1.0;
   std::vector<double> partials(gain_grad ? static_cast<size_t>(blocks * width) : 0, 0.0);
   for_row_blocks(rows, D, [&](int64_t blk, int64_t begin, int64_t end) {
     double* part = gain_grad ? partials.data() + blk * width : nullptr;
@@ -120,27 +133,24 @@ void rms_backward(const T* x, const T* rstd, const T* gain, int64_t gain_stride,
       const T* xr = x + r * D;
       const T* gr = g + r * D;
       double s = rstd[r];
-      if (part) {
-        if (gain_stride == 0) {
-          double dot = 0;
-          for (int64_t j = 0; j < D; ++j) dot += static_cast<double>(gr[j]) * xr[j];
-          part[0] += dot * s;
-        } else {
-          for (int64_t j = 0; j < D; ++j) part[j] += static_cast<double>(gr[j]) * xr[j] * s;
-        }
+      // sum_k g_k x_k (times w_k per feature): mean_k(gw_k n_k) = s * that / D.
+      double dot = gain_per_feature
+                       ? lane_sum(D, [&](int64_t j) { return static_cast<double>(gr[j]) * gain[j] * xr[j]; })
+                       : lane_sum(D, [&](int64_t j) { return static_cast<double>(gr[j]) * xr[j]; });
+      if (part && per_feature) {
+        for (int64_t j = 0; j < D; ++j) part[j] += static_cast<double>(gr[j]) * xr[j] * s;
+      } else if (part) {
+        part[0] += dot * s;  // the scalar's dot has no gain in it
       }
       if (dx == nullptr) continue;
       T* dr = dx + r * D;
-      double mean_gwn = 0;  // mean_k(gw_k n_k)
-      for (int64_t j = 0; j < D; ++j) {
-        double w = gain ? static_cast<double>(gain[j * gain_stride]) : 1.0;
-        mean_gwn += static_cast<double>(gr[j]) * w * xr[j] * s;
-      }
-      mean_gwn /= static_cast<double>(D);
-      for (int64_t j = 0; j < D; ++j) {
-        double w = gain ? static_cast<double>(gain[j * gain_stride]) : 1.0;
-        double n = static_cast<double>(xr[j]) * s;
-        dr[j] = static_cast<T>(s * (gr[j] * w - n * mean_gwn));
+      double mean_gwn = (gain_per_feature ? dot : dot * gain_scalar) * s / static_cast<double>(D);
+      double n_coef = s * mean_gwn * s;  // dx_j = s gw_j - (x_j s) * mean_gwn * s
+      if (gain_per_feature) {
+        for (int64_t j = 0; j < D; ++j) dr[j] = static_cast<T>(s * gr[j] * gain[j] - n_coef * xr[j]);
+      } else {
+        double c = s * gain_scalar;
+        for (int64_t j = 0; j < D; ++j) dr[j] = static_cast<T>(c * gr[j] - n_coef * xr[j]);
       }
     }
   });
@@ -151,24 +161,23 @@ void rms_backward(const T* x, const T* rstd, const T* gain, int64_t gain_stride,
 }
 
 // scale_norm and rms_norm: the front end after each has checked its gain.
-Var rms_normalize(const char* op, const Var& x, const Var& gain, int64_t gain_stride, double eps) {
+Var rms_normalize(const char* op, const Var& x, const Var& gain, bool per_feature, double eps) {
   int64_t D = x.size(-1), rows = x.numel() / D;
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   Tensor rstd = Tensor::empty({rows}, x.dtype());
   Tensor xv = x.value(), gv = gain.defined() ? gain.value() : Tensor();
   dispatch_floating(x.dtype(), op, [&]<class T>() {
-    rms_forward<T>(xv.data<T>(), gv.defined() ? gv.data<T>() : nullptr, gain_stride, y.data<T>(),
-                   rstd.data<T>(), rows, D, eps);
+    rms_forward<T>(xv.data<T>(), gv.defined() ? gv.data<T>() : nullptr, per_feature, y.data<T>(), rstd.data<T>(),
+                   rows, D, eps);
   });
   bool need_x = x.requires_grad(), need_gain = gain.requires_grad();
   return record(op, y, {x, gain}, [=](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = need_x ? Tensor::empty(xv.shape(), xv.dtype()) : Tensor();
     Tensor dgain;
     dispatch_floating(g.dtype(), op, [&]<class T>() {
-      std::vector<double> gain_grad(need_gain ? (gain_stride == 0 ? 1 : D) : 0);
-      rms_backward<T>(xv.data<T>(), rstd.data<T>(), gv.defined() ? gv.data<T>() : nullptr, gain_stride,
-                      g.data<T>(), need_x ? dx.data<T>() : nullptr, need_gain ? gain_grad.data() : nullptr,
-                      rows, D);
+      std::vector<double> gain_grad(need_gain ? (per_feature ? D : 1) : 0);
+      rms_backward<T>(xv.data<T>(), rstd.data<T>(), gv.defined() ? gv.data<T>() : nullptr, per_feature, g.data<T>(),
+                      need_x ? dx.data<T>() : nullptr, need_gain ? gain_grad.data() : nullptr, rows, D);
       if (need_gain) dgain = tensor_from(gain_grad, 0, gv.shape(), gv.dtype());
     });
     return {dx, dgain};
@@ -184,22 +193,22 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
     for (int64_t r = lo; r < hi; ++r) {
       const T* xr = x + r * D;
       T* yr = y + r * D;
-      double sum = 0;
-      for (int64_t j = 0; j < D; ++j) sum += xr[j];
-      double mu = sum / static_cast<double>(D);
-      double sum_sq = 0;  // two passes: the row is in cache, and it avoids cancellation
-      for (int64_t j = 0; j < D; ++j) {
+      double mu = lane_sum(D, [&](int64_t j) { return static_cast<double>(xr[j]); }) / static_cast<double>(D);
+      // Two passes: the row is in cache, and it avoids the cancellation of E[x^2] - mu^2.
+      double sum_sq = lane_sum(D, [&](int64_t j) {
         double c = xr[j] - mu;
-        sum_sq += c * c;
-      }
+        return c * c;
+      });
       double s = 1.0 / std::sqrt(sum_sq / static_cast<double>(D) + eps);
       mean[r] = static_cast<T>(mu);
       rstd[r] = static_cast<T>(s);
-      for (int64_t j = 0; j < D; ++j) {
-        double v = (xr[j] - mu) * s;
-        if (w) v *= w[j];
-        if (b) v += b[j];
-        yr[j] = static_cast<T>(v);
+      if (w && b) {
+        for (int64_t j = 0; j < D; ++j) yr[j] = static_cast<T>((xr[j] - mu) * s * w[j] + b[j]);
+      } else {
+        for (int64_t j = 0; j < D; ++j) {
+          double v = (xr[j] - mu) * s;
+          yr[j] = static_cast<T>((w ? v * w[j] : v) + (b ? b[j] : T(0)));
+        }
       }
     }
   });
@@ -229,20 +238,11 @@ void layer_norm_backward(const T* x, const T* mean, const T* rstd, const T* w, c
         }
       }
       if (dx == nullptr) continue;
-      double mean_gw = 0, mean_gw_xhat = 0;
-      for (int64_t j = 0; j < D; ++j) {
-        double gw = w ? static_cast<double>(gr[j]) * w[j] : static_cast<double>(gr[j]);
-        mean_gw += gw;
-        mean_gw_xhat += gw * ((xr[j] - mu) * s);
-      }
-      mean_gw /= static_cast<double>(D);
-      mean_gw_xhat /= static_cast<double>(D);
+      auto gw = [&](int64_t j) { return w ? static_cast<double>(gr[j]) * w[j] : static_cast<double>(gr[j]); };
+      double mean_gw = lane_sum(D, gw) / static_cast<double>(D);
+      double mean_gw_xhat = lane_sum(D, [&](int64_t j) { return gw(j) * ((xr[j] - mu) * s); }) / static_cast<double>(D);
       T* dr = dx + r * D;
-      for (int64_t j = 0; j < D; ++j) {
-        double gw = w ? static_cast<double>(gr[j]) * w[j] : static_cast<double>(gr[j]);
-        double xhat = (xr[j] - mu) * s;
-        dr[j] = static_cast<T>(s * (gw - mean_gw - xhat * mean_gw_xhat));
-      }
+      for (int64_t j = 0; j < D; ++j) dr[j] = static_cast<T>(s * (gw(j) - mean_gw - (xr[j] - mu) * s * mean_gw_xhat));
     }
   });
   if (param_grad) {
@@ -278,17 +278,21 @@ void batch_statistics(const T* x, int64_t N, int64_t D, std::vector<double>& mea
   for (double& v : var) v /= static_cast<double>(N);
 }
 
+// y = (x - mu_d) a_d + b_d with a = r w folded per feature, so the inner loop over d has no branch.
 template <class T>
 void batch_norm_forward(const T* x, const T* w, const T* b, const std::vector<double>& mean,
                         const std::vector<double>& rstd, T* y, int64_t N, int64_t D) {
+  std::vector<double> a(static_cast<size_t>(D)), shift(static_cast<size_t>(D));
+  for (int64_t j = 0; j < D; ++j) {
+    a[j] = rstd[j] * (w ? static_cast<double>(w[j]) : 1.0);
+    shift[j] = b ? static_cast<double>(b[j]) : 0.0;
+  }
   parallel_for(N, row_grain(D), [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r)
-      for (int64_t j = 0; j < D; ++j) {
-        double v = (x[r * D + j] - mean[j]) * rstd[j];
-        if (w) v *= w[j];
-        if (b) v += b[j];
-        y[r * D + j] = static_cast<T>(v);
-      }
+    for (int64_t r = lo; r < hi; ++r) {
+      const T* xr = x + r * D;
+      T* yr = y + r * D;
+      for (int64_t j = 0; j < D; ++j) yr[j] = static_cast<T>((xr[j] - mean[j]) * a[j] + shift[j]);
+    }
   });
 }
 
@@ -319,18 +323,24 @@ void batch_norm_backward(const T* x, const T* w, const std::vector<double>& mean
   sum_g_xhat.assign(total.begin(), total.begin() + D);
   sum_g.assign(total.begin() + D, total.end());
   if (dx == nullptr) return;
+  // Per feature, dx = p g - q - c (x - mu) with p = r w, and in train mode q = p mean_rows(g),
+  // c = p r mean_rows(g xhat) (both 0 in eval).
   double inv_n = 1.0 / static_cast<double>(N);
+  std::vector<double> p(static_cast<size_t>(D)), q(static_cast<size_t>(D), 0.0), c(static_cast<size_t>(D), 0.0);
+  for (int64_t j = 0; j < D; ++j) {
+    p[j] = rstd[j] * (w ? static_cast<double>(w[j]) : 1.0);
+    if (training) {
+      q[j] = p[j] * sum_g[j] * inv_n;
+      c[j] = p[j] * rstd[j] * sum_g_xhat[j] * inv_n;
+    }
+  }
   parallel_for(N, row_grain(D), [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r)
-      for (int64_t j = 0; j < D; ++j) {
-        double scale = rstd[j] * (w ? static_cast<double>(w[j]) : 1.0);
-        double gj = g[r * D + j];
-        if (training) {
-          double xhat = (x[r * D + j] - mean[j]) * rstd[j];
-          gj -= (sum_g[j] + xhat * sum_g_xhat[j]) * inv_n;
-        }
-        dx[r * D + j] = static_cast<T>(scale * gj);
-      }
+    for (int64_t r = lo; r < hi; ++r) {
+      const T* xr = x + r * D;
+      const T* gr = g + r * D;
+      T* dr = dx + r * D;
+      for (int64_t j = 0; j < D; ++j) dr[j] = static_cast<T>(p[j] * gr[j] - q[j] - c[j] * (xr[j] - mean[j]));
+    }
   });
 }
 
@@ -364,14 +374,14 @@ Var scale_norm(const Var& x, const Var& scalar, double eps) {
     MEGA_CHECK(scalar.dtype() == x.dtype(), "[scale_norm] scalar is ", dtype_name(scalar.dtype()), " but x is ",
                dtype_name(x.dtype()));
   }
-  return rms_normalize("scale_norm", x, scalar, 0, eps);
+  return rms_normalize("scale_norm", x, scalar, false, eps);
 }
 
 Var rms_norm(const Var& x, const Var& weight, double eps) {
   int64_t D = check_x(x, "rms_norm");
   check_eps(eps, "rms_norm");
   check_feature_param(weight, "weight", x, D, "rms_norm");
-  return rms_normalize("rms_norm", x, weight, 1, eps);
+  return rms_normalize("rms_norm", x, weight, true, eps);
 }
 
 Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
