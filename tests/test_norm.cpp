@@ -165,11 +165,30 @@ TEST(NormLayer, MatchesReference) {
                             random_tensor({12}, 18)});
 }
 
-TEST(NormLayer, F32MatchesF64) {
-  Tensor x = random_tensor({64, 80}, 19, 3.0, 1.0), w = random_tensor({80}, 20), b = random_tensor({80}, 21);
-  Var y64 = layer_norm(Var(x), Var(w), Var(b));
-  Var y32 = layer_norm(Var(x.to(DType::F32)), Var(w.to(DType::F32)), Var(b.to(DType::F32)));
-  EXPECT_LT(max_abs_diff(y32.value().to(DType::F64), y64.value()), 1e-5);
+TEST(NormLayer, F32MatchesF64ForEveryNorm) {
+  // The F32 kernels (the model's path) against the F64 ones, forward and input gradient.
+  Tensor x = random_tensor({4, 16, 80}, 19, 3.0, 1.0), w = random_tensor({80}, 20), b = random_tensor({80}, 21);
+  Tensor s = Tensor::from(std::vector<double>{1.5}, {1}), cotangent = random_tensor({4, 16, 80}, 22);
+  std::vector<std::pair<const char*, std::function<Var(const Var&, const Var&, const Var&, const Var&)>>> norms = {
+      {"layer_norm", [](const Var& xv, const Var& wv, const Var& bv, const Var&) { return layer_norm(xv, wv, bv); }},
+      {"scale_norm", [](const Var& xv, const Var&, const Var&, const Var& sv) { return scale_norm(xv, sv); }},
+      {"rms_norm", [](const Var& xv, const Var& wv, const Var&, const Var&) { return rms_norm(xv, wv); }},
+      {"batch_norm", [](const Var& xv, const Var& wv, const Var& bv, const Var&) {
+         BatchNormState state = fresh_state(80);
+         return batch_norm(xv, wv, bv, state, true);
+       }}};
+  for (auto& [name, norm] : norms) {
+    auto run = [&](DType dtype) {
+      Var xv(x.to(dtype), true);
+      Var y = norm(xv, Var(w.to(dtype)), Var(b.to(dtype)), Var(s.to(dtype)));
+      y.backward(cotangent.to(dtype));
+      return std::pair{y.value().to(DType::F64), xv.grad().to(DType::F64)};
+    };
+    auto [y32, g32] = run(DType::F32);
+    auto [y64, g64] = run(DType::F64);
+    EXPECT_LT(max_abs_diff(y32, y64), 1e-5) << name;
+    EXPECT_LT(max_abs_diff(g32, g64), 1e-5) << name;
+  }
 }
 
 TEST(NormLayer, ErrorsNameTheOpAndShapes) {
