@@ -79,14 +79,25 @@ void check_eps(double eps, const char* op) {
 }
 
 // sum over j in [0, n) of term(j) in double. A plain running sum may not be reordered, so it would run
-// one add per add-latency; `omp simd reduction` lets the compiler keep vector lanes. The order is fixed
-// by the build (lane count), never by the thread count, so results stay reproducible.
+// one add per add-latency; eight explicit lanes let the compiler keep them in two vector registers. The
+// order is fixed, never dependent on the thread count, so results stay reproducible.
 template <class Term>
 inline double lane_sum(int64_t n, Term term) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; ++j) sum += term(j);
-  return sum;
+  double l0 = 0, l1 = 0, l2 = 0, l3 = 0, l4 = 0, l5 = 0, l6 = 0, l7 = 0;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    l0 += term(j);
+    l1 += term(j + 1);
+    l2 += term(j + 2);
+    l3 += term(j + 3);
+    l4 += term(j + 4);
+    l5 += term(j + 5);
+    l6 += term(j + 6);
+    l7 += term(j + 7);
+  }
+  double tail = 0;
+  for (; j < n; ++j) tail += term(j);
+  return ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7)) + tail;
 }
 
 // ---- RMS normalisation with a gain: scale_norm and rms_norm ------------------------------------
@@ -135,7 +146,7 @@ void rms_backward(const T* x, const T* rstd, const T* gain, bool per_feature, co
       double s = rstd[r];
       // sum_k g_k x_k (times w_k per feature): mean_k(gw_k n_k) = s * that / D.
       double dot = gain_per_feature
-                       ? lane_sum(D, [&](int64_t j) { return static_cast<double>(gr[j]) * gain[j] * xr[j]; })
+                       ? lane_sum(D, [&](int64_t j) { return static_cast<double>(gr[j] * gain[j]) * xr[j]; })
                        : lane_sum(D, [&](int64_t j) { return static_cast<double>(gr[j]) * xr[j]; });
       if (part && per_feature) {
         for (int64_t j = 0; j < D; ++j) part[j] += static_cast<double>(gr[j]) * xr[j] * s;
@@ -223,6 +234,11 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
 template <class T>
 void layer_norm_backward(const T* x, const T* mean, const T* rstd, const T* w, const T* g, T* dx,
                          double* param_grad, int64_t rows, int64_t D) {
+  std::vector<T> ones;  // no affine: a weight of ones keeps the inner loops free of branches
+  if (w == nullptr) {
+    ones.assign(static_cast<size_t>(D), T(1));
+    w = ones.data();
+  }
   int64_t blocks = block_count(rows);
   std::vector<double> partials(param_grad ? static_cast<size_t>(blocks * 2 * D) : 0, 0.0);
   for_row_blocks(rows, D, [&](int64_t blk, int64_t begin, int64_t end) {
@@ -238,7 +254,7 @@ void layer_norm_backward(const T* x, const T* mean, const T* rstd, const T* w, c
         }
       }
       if (dx == nullptr) continue;
-      auto gw = [&](int64_t j) { return w ? static_cast<double>(gr[j]) * w[j] : static_cast<double>(gr[j]); };
+      auto gw = [&](int64_t j) { return static_cast<double>(gr[j]) * w[j]; };
       double mean_gw = lane_sum(D, gw) / static_cast<double>(D);
       double mean_gw_xhat = lane_sum(D, [&](int64_t j) { return gw(j) * ((xr[j] - mu) * s); }) / static_cast<double>(D);
       T* dr = dx + r * D;
