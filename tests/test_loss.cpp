@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/threading.h"
 #include "ops/loss.h"
 #include "tests/gradcheck_util.h"
 
@@ -143,4 +144,25 @@ TEST(LossMse, Errors) {
             "[mse] target has shape (3, 1) but prediction has shape (3)");
   EXPECT_EQ(error_of([&] { bce_with_logits(Var(Tensor::zeros({2})), Tensor::zeros({2}, DType::I64)); }),
             "[bce_with_logits] target must be F32 or F64, got I64");
+}
+
+TEST(LossCrossEntropy, LargeF32IndependentOfThreadCountAndCloseToF64) {
+  // Big enough to run in parallel: the fixed-block sums must give the same bits for 1 and 2 threads.
+  const int64_t N = 512, C = 1000;
+  Tensor logits = random_tensor({N, C}, 7, 3.0);
+  std::vector<int64_t> t(N);
+  for (int64_t i = 0; i < N; ++i) t[i] = i % 7 == 0 ? -100 : (i * 37) % C;
+  Tensor targets = Tensor::from(t, {N});
+  auto run = [&](int threads, DType dtype) {
+    set_num_threads(threads);
+    Var x(logits.to(dtype), true);
+    Var loss = cross_entropy(x, targets, -100, 0.1);
+    loss.backward();
+    set_num_threads(0);
+    return std::pair{loss.item(), x.grad().to_vector()};
+  };
+  auto one = run(1, DType::F32), two = run(2, DType::F32), exact = run(1, DType::F64);
+  EXPECT_EQ(one.first, two.first);
+  EXPECT_EQ(one.second, two.second);
+  EXPECT_NEAR(one.first, exact.first, 1e-5 * std::abs(exact.first));
 }
