@@ -1,7 +1,10 @@
 // The EMA at the LRA shape (B 8, D 128, N 16, bidirectional) over L = 1K..16K, plus both convolution
 // paths forced at short lengths to show where the FFT overtakes the direct sums (the crossover the Auto
 // path encodes in ops/ema.cpp).
+#include <time.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 #include "bench/bench.h"
@@ -22,7 +25,26 @@ static const char* path_name(EmaPath path) {
   return path == EmaPath::Fft ? "fft" : path == EmaPath::Direct ? "direct" : "auto";
 }
 
-// Times forward and backward of one shape on one path; backward is (forward + backward) - forward.
+// Median CPU time of the whole process (all threads) in ms: on a shared machine wall time also counts the
+// time other processes hold the cores, CPU time only the work this op did.
+static double median_cpu_ms(const std::function<void()>& body, int repeats) {
+  auto cpu_ms = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+  };
+  std::vector<double> times;
+  for (int i = 0; i < std::max(repeats, 1); ++i) {
+    double start = cpu_ms();
+    body();
+    times.push_back(cpu_ms() - start);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Times forward and backward of one shape on one path; backward is (forward + backward) - forward. The
+// note adds the same two numbers in CPU time.
 static void time_ema(Table& table, int64_t B, int64_t L, int64_t D, int64_t N, EmaPath path, int repeats,
                      const std::string& note) {
   int64_t rows = 2 * D;
@@ -37,12 +59,20 @@ static void time_ema(Table& table, int64_t B, int64_t L, int64_t D, int64_t N, E
     Var yy = ema_with_path(x, params, Tensor(), true, 0, path);
     yy.backward(cotangent);
   }, repeats);
+  double cpu_fwd = median_cpu_ms([&] { y = ema_with_path(x, params, Tensor(), true, 0, path); }, repeats);
+  double cpu_total = median_cpu_ms([&] {
+    Var yy = ema_with_path(x, params, Tensor(), true, 0, path);
+    yy.backward(cotangent);
+  }, repeats);
   EmaPath taken = path == EmaPath::Auto ? ema_auto_path(L, L, 2) : path;
   std::ostringstream shape, what;
   shape << "B=" << B << " L=" << L << " D=" << D << " N=" << N << " bi";
   what << path_name(taken);
   if (taken == EmaPath::Fft) what << " n=" << fft::fast_length(2 * L - 1);
   if (!note.empty()) what << " " << note;
+  char cpu[64];
+  std::snprintf(cpu, sizeof cpu, " cpu fwd %.2f bwd %.2f ms", cpu_fwd, std::max(cpu_total - cpu_fwd, 0.0));
+  what << cpu;
   table.add({"ema", shape.str(), fwd, std::max(total - fwd, 0.0), 0, what.str()});
 }
 

@@ -28,7 +28,7 @@
 namespace mega {
 namespace {
 
-constexpr int64_t kBlock = 8;  // channels per FFT batch and per parallel work item
+constexpr int64_t kBlock = 16;  // channels per FFT batch and work item: one 64-byte line of x per position
 
 // Auto takes the direct path while directions * L * K <= kFftCost * n log2 n: the direct path does
 // directions * L * K multiply-adds per channel, the FFT path a few transforms of about n log2 n each.
@@ -458,10 +458,11 @@ Var ema_with_path(const Var& x, const EmaParams& params, const Tensor& padding_m
     T* zs = z.data<T>();
     T* o = out.data<T>();
     parallel_for(dm.B * dm.L, 256, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo * dm.D; i < hi * dm.D; ++i) {
-        zs[i] += w[i % dm.D] * xs[i];
-        o[i] = zs[i] * sigmoid_of(zs[i]);
-      }
+      for (int64_t r = lo; r < hi; ++r)
+        for (int64_t d = 0, i = r * dm.D; d < dm.D; ++d, ++i) {
+          zs[i] += w[d] * xs[i];
+          o[i] = zs[i] * sigmoid_of(zs[i]);
+        }
     });
   });
 
@@ -487,11 +488,12 @@ Var ema_with_path(const Var& x, const EmaParams& params, const Tensor& padding_m
       parallel_for(dm.B, block_grain(dm), [&](int64_t lo, int64_t hi) {
         for (int64_t b = lo; b < hi; ++b) {
           double* acc = &omega_partial[b * dm.D];
-          for (int64_t i = b * dm.L * dm.D; i < (b + 1) * dm.L * dm.D; ++i) {
-            T s = sigmoid_of(zs[i]);
-            gzs[i] = g[i] * s * (1 + zs[i] * (1 - s));
-            acc[i % dm.D] += static_cast<double>(gzs[i]) * static_cast<double>(xs[i]);
-          }
+          for (int64_t r = b * dm.L; r < (b + 1) * dm.L; ++r)
+            for (int64_t d = 0, i = r * dm.D; d < dm.D; ++d, ++i) {
+              T s = sigmoid_of(zs[i]);
+              gzs[i] = g[i] * s * (1 + zs[i] * (1 - s));
+              acc[d] += static_cast<double>(gzs[i]) * static_cast<double>(xs[i]);
+            }
         }
       });
       for (int64_t d = 0; d < dm.D; ++d) {
@@ -513,7 +515,7 @@ Var ema_with_path(const Var& x, const EmaParams& params, const Tensor& padding_m
       parallel_for(dm.B * dm.L, 256, [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; ++r) {
           T tok = token.empty() ? T(1) : token[r];
-          for (int64_t i = r * dm.D; i < (r + 1) * dm.D; ++i) gxs[i] = tok * gm[i] + w[i % dm.D] * gzs[i];
+          for (int64_t d = 0, i = r * dm.D; d < dm.D; ++d, ++i) gxs[i] = tok * gm[i] + w[d] * gzs[i];
         }
       });
     });
