@@ -3,8 +3,10 @@
 // Shapes: B batch, L length, D model dim, D' = D or 2D (bidirectional), N EMA dims, K = min(truncation, L)
 // kernel length, n FFT length (>= L + K - 1), F = n/2 + 1 frequency bins, C channels per block.
 //
-// Layout of the fast paths: x (B, L, D) is read a block of C channels at a time into C contiguous rows
-// (zero-padded to n for the FFT), so FFTW runs C transforms per call and each block owns its kernel rows.
+// Layout: the FFT path reads x (B, L, D) a block of C channels at a time into C contiguous rows zero-padded
+// to n, so FFTW runs C transforms per call and each block owns its kernel rows. The direct path stays in
+// x's layout and vectorises across 16 adjacent channels. Work items are blocks of channels (and batches
+// where no sum over the batch is needed), so no two threads write one element and sums are deterministic.
 // Both directions of a bidirectional EMA share one FFT: the forward kernel k1 sits at lags 0..K-1 and the
 // backward kernel k2 at lags -(K-1)..0, stored wrapped at n-s. Because n >= L + K - 1, the circular
 // convolution of a length-L signal with taps at lags -(K-1)..K-1 does not alias onto outputs 0..L-1.
@@ -190,14 +192,27 @@ void kernel_backward(const Coefficients& co, int64_t rows, int64_t N, int64_t K,
   });
 }
 
+// The two transposes below go through 16 x 16 tiles in L1: row c of the block is written (or read) 16
+// positions, one cache line, at a time. Walking t and writing one float per row instead puts the C
+// streams n floats apart, and for n a power of two they all land in the same cache sets.
+constexpr int64_t kTile = 16;
+
 // rows[c * stride + t] = x[b, t, d0 + c] * token[b, t] for t < L and 0 for L <= t < stride, c < count.
 template <class T>
 void gather(const T* x, const std::vector<T>& token, const Dims& dm, int64_t b, int64_t d0, int64_t count,
             int64_t stride, T* rows) {
-  for (int64_t t = 0; t < dm.L; ++t) {
-    const T* src = x + (b * dm.L + t) * dm.D + d0;
-    T w = token.empty() ? T(1) : token[b * dm.L + t];
-    for (int64_t c = 0; c < count; ++c) rows[c * stride + t] = src[c] * w;
+  T tile[kTile][kTile];
+  for (int64_t c0 = 0; c0 < count; c0 += kTile) {
+    int64_t cn = std::min(kTile, count - c0);
+    for (int64_t t0 = 0; t0 < dm.L; t0 += kTile) {
+      int64_t tn = std::min(kTile, dm.L - t0);
+      for (int64_t t = 0; t < tn; ++t) {
+        const T* src = x + (b * dm.L + t0 + t) * dm.D + d0 + c0;
+        T w = token.empty() ? T(1) : token[b * dm.L + t0 + t];
+        for (int64_t c = 0; c < cn; ++c) tile[c][t] = src[c] * w;
+      }
+      for (int64_t c = 0; c < cn; ++c) std::copy(tile[c], tile[c] + tn, rows + (c0 + c) * stride + t0);
+    }
   }
   for (int64_t c = 0; c < count; ++c) std::fill(rows + c * stride + dm.L, rows + (c + 1) * stride, T(0));
 }
@@ -205,9 +220,17 @@ void gather(const T* x, const std::vector<T>& token, const Dims& dm, int64_t b, 
 // out[b, t, d0 + c] = rows[c * stride + t] for t < L, c < count.
 template <class T>
 void scatter(const T* rows, const Dims& dm, int64_t b, int64_t d0, int64_t count, int64_t stride, T* out) {
-  for (int64_t t = 0; t < dm.L; ++t) {
-    T* dst = out + (b * dm.L + t) * dm.D + d0;
-    for (int64_t c = 0; c < count; ++c) dst[c] = rows[c * stride + t];
+  T tile[kTile][kTile];
+  for (int64_t c0 = 0; c0 < count; c0 += kTile) {
+    int64_t cn = std::min(kTile, count - c0);
+    for (int64_t t0 = 0; t0 < dm.L; t0 += kTile) {
+      int64_t tn = std::min(kTile, dm.L - t0);
+      for (int64_t c = 0; c < cn; ++c) std::copy(rows + (c0 + c) * stride + t0, rows + (c0 + c) * stride + t0 + tn, tile[c]);
+      for (int64_t t = 0; t < tn; ++t) {
+        T* dst = out + (b * dm.L + t0 + t) * dm.D + d0 + c0;
+        for (int64_t c = 0; c < cn; ++c) dst[c] = tile[c][t];
+      }
+    }
   }
 }
 
@@ -359,8 +382,13 @@ void kernel_spectra(const float* k, const Dims& dm, int64_t d0, int64_t count, i
 
 int64_t fft_length(const Dims& dm) { return fft::fast_length(dm.L + dm.K - 1); }
 
+// Channels per FFTW call: as many as keep one call's arrays (real rows, spectra, kernel spectra) within
+// about 200 KB of L2, so a long sequence runs transform, product and inverse on one channel while it is
+// still in cache instead of streaming all 16 channels through each step; at least one.
+int64_t fft_batch(int64_t n) { return std::clamp<int64_t>(16384 / n, 1, kBlock); }
+
 void fft_forward(const Tensor& x, const std::vector<float>& token, const float* k, const Dims& dm, Tensor& y) {
-  int64_t n = fft_length(dm), bins = n / 2 + 1;
+  int64_t n = fft_length(dm), bins = n / 2 + 1, batch = fft_batch(n);
   parallel_for(block_count(dm), block_grain(dm), [&](int64_t lo, int64_t hi) {
     fft::Buffer<float> rows = fft::real_buffer(kBlock * n);
     fft::Buffer<cfloat> spectra = fft::complex_buffer(kBlock * bins), kernel = fft::complex_buffer(kBlock * bins);
@@ -369,9 +397,15 @@ void fft_forward(const Tensor& x, const std::vector<float>& token, const float* 
       kernel_spectra(k, dm, d0, count, n, rows.get(), kernel.get());
       for (int64_t b = 0; b < dm.B; ++b) {
         gather(x.data<float>(), token, dm, b, d0, count, n, rows.get());
-        fft::forward(n, count, rows.get(), spectra.get());
-        for (int64_t i = 0; i < count * bins; ++i) spectra[i] = times(spectra[i], kernel[i]);
-        fft::inverse(n, count, spectra.get(), rows.get());
+        for (int64_t c0 = 0; c0 < count; c0 += batch) {
+          int64_t m = std::min(batch, count - c0);
+          float* r = rows.get() + c0 * n;
+          cfloat* sp = spectra.get() + c0 * bins;
+          const cfloat* kh = kernel.get() + c0 * bins;
+          fft::forward(n, m, r, sp);
+          for (int64_t i = 0; i < m * bins; ++i) sp[i] = times(sp[i], kh[i]);
+          fft::inverse(n, m, sp, r);
+        }
         scatter(rows.get(), dm, b, d0, count, n, y.data<float>());
       }
     }
@@ -383,10 +417,10 @@ void fft_forward(const Tensor& x, const std::vector<float>& token, const float* 
 // read at s (k1) and at n - s (k2, whose lag is -s).
 void fft_backward(const Tensor& gy, const Tensor& x, const std::vector<float>& token, const float* k,
                   const Dims& dm, Tensor& gxm, double* dk) {
-  int64_t n = fft_length(dm), bins = n / 2 + 1;
+  int64_t n = fft_length(dm), bins = n / 2 + 1, batch = fft_batch(n);
   std::vector<float> none;
   parallel_for(block_count(dm), block_grain(dm), [&](int64_t lo, int64_t hi) {
-    fft::Buffer<float> rows = fft::real_buffer(kBlock * n);
+    fft::Buffer<float> rows = fft::real_buffer(kBlock * n), x_rows = fft::real_buffer(kBlock * n);
     fft::Buffer<cfloat> g = fft::complex_buffer(kBlock * bins), xs = fft::complex_buffer(kBlock * bins),
                         kernel = fft::complex_buffer(kBlock * bins), dk_sum = fft::complex_buffer(kBlock * bins);
     for (int64_t block = lo; block < hi; ++block) {
@@ -395,14 +429,22 @@ void fft_backward(const Tensor& gy, const Tensor& x, const std::vector<float>& t
       std::fill(dk_sum.get(), dk_sum.get() + count * bins, cfloat(0));
       for (int64_t b = 0; b < dm.B; ++b) {
         gather(gy.data<float>(), none, dm, b, d0, count, n, rows.get());
-        fft::forward(n, count, rows.get(), g.get());
-        gather(x.data<float>(), token, dm, b, d0, count, n, rows.get());
-        fft::forward(n, count, rows.get(), xs.get());
-        for (int64_t i = 0; i < count * bins; ++i) {
-          dk_sum[i] += times_conj(g[i], xs[i]);
-          g[i] = times_conj(g[i], kernel[i]);
+        gather(x.data<float>(), token, dm, b, d0, count, n, x_rows.get());
+        for (int64_t c0 = 0; c0 < count; c0 += batch) {
+          int64_t m = std::min(batch, count - c0);
+          float* r = rows.get() + c0 * n;
+          cfloat* gs = g.get() + c0 * bins;
+          cfloat* xsp = xs.get() + c0 * bins;
+          cfloat* acc = dk_sum.get() + c0 * bins;
+          const cfloat* kh = kernel.get() + c0 * bins;
+          fft::forward(n, m, r, gs);
+          fft::forward(n, m, x_rows.get() + c0 * n, xsp);
+          for (int64_t i = 0; i < m * bins; ++i) {
+            acc[i] += times_conj(gs[i], xsp[i]);
+            gs[i] = times_conj(gs[i], kh[i]);
+          }
+          fft::inverse(n, m, gs, r);
         }
-        fft::inverse(n, count, g.get(), rows.get());
         scatter(rows.get(), dm, b, d0, count, n, gxm.data<float>());
       }
       fft::inverse(n, count, dk_sum.get(), rows.get());
