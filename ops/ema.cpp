@@ -34,10 +34,10 @@ constexpr int64_t kBlock = 16;  // channels per FFT batch and work item: one 64-
 
 // Auto takes the direct path while directions * L * K <= kFftCost * n log2 n: the direct path does
 // directions * L * K multiply-adds per channel, the FFT path a few transforms of about n log2 n each.
-// Measured with `mega bench ops --filter ema` (B 8, D 128, N 16, bidirectional, K = L, one thread,
-// forward + backward): direct 1.6 / FFT 2.5 ms at L 32, 3.4 / 8.6 at L 64, 17.2 / 17.8 at L 128,
-// 98 / 23 at L 256. The two meet at L = K = 128, where 2 L K = 16 n log2 n (n = 256).
-constexpr double kFftCost = 16;
+// Measured (B 8, D 128, N 16, bidirectional, K = L, one thread, CPU ms of forward + backward, direct / FFT):
+// L 32: 1.8 / 2.4, L 48: 3.0 / 3.0, L 64: 4.8 / 4.1, L 96: 8.2 / 6.0, L 128: 12.5 / 7.8, L 256: 37 / 12.5,
+// L 1024: 746 / 44. They meet at L = K = 48, where 2 L K = 7.3 n log2 n (n = 96).
+constexpr double kFftCost = 7;
 
 struct Dims {
   int64_t B, L, D, N;

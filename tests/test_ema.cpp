@@ -193,8 +193,8 @@ TEST(EmaFft, LengthIsSmoothAndMinimal) {
 
 TEST(EmaAutoPath, DirectForShortOrTruncatedKernelsFftForLongOnes) {
   EXPECT_EQ(ema_auto_path(16, 16, 2), EmaPath::Direct);
-  EXPECT_EQ(ema_auto_path(64, 64, 2), EmaPath::Direct);
-  EXPECT_EQ(ema_auto_path(256, 256, 2), EmaPath::Fft);
+  EXPECT_EQ(ema_auto_path(32, 32, 2), EmaPath::Direct);
+  EXPECT_EQ(ema_auto_path(64, 64, 2), EmaPath::Fft);
   EXPECT_EQ(ema_auto_path(4096, 4096, 2), EmaPath::Fft);
   EXPECT_EQ(ema_auto_path(16384, 4, 2), EmaPath::Direct);
 }
