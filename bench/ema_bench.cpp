@@ -81,7 +81,7 @@ void bench_ema(Table& table, const Options& options) {
   int64_t B = options.quick ? 2 : 8, D = options.quick ? 16 : 128, N = 16;
   // The crossover: both paths at short lengths (the direct path costs 2 L^2 per channel).
   std::vector<int64_t> short_lengths = options.quick ? std::vector<int64_t>{32, 128}
-                                                     : std::vector<int64_t>{32, 64, 128, 256, 512, 1024};
+                                                     : std::vector<int64_t>{32, 48, 64, 128, 256, 512, 1024};
   for (int64_t L : short_lengths) {
     time_ema(table, B, L, D, N, EmaPath::Direct, L >= 512 ? 2 : repeats, "crossover");
     time_ema(table, B, L, D, N, EmaPath::Fft, repeats, "crossover");
