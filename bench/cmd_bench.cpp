@@ -35,6 +35,7 @@ int bench(const Args& args) {
   const Family families[] = {
       {"matmul", bench::bench_matmul},
       {"norm", bench::bench_norm},
+      {"ema", bench::bench_ema},
   };
   std::cout << "threads: " << num_threads() << "\n";
   bench::Table table;
