@@ -35,6 +35,7 @@ int bench(const Args& args) {
   const Family families[] = {
       {"matmul", bench::bench_matmul},
       {"norm", bench::bench_norm},
+      {"attention", bench::bench_attention},
   };
   std::cout << "threads: " << num_threads() << "\n";
   bench::Table table;
