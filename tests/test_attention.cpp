@@ -346,6 +346,21 @@ TEST(AttentionFused, MatchesReferenceSoftmaxF32) { expect_fused_matches_referenc
 TEST(AttentionFused, MatchesReferenceLaplaceF32) { expect_fused_matches_reference(AttentionFunction::Laplace, DType::F32, 2e-6); }
 TEST(AttentionFused, MatchesReferenceRelu2F32) { expect_fused_matches_reference(AttentionFunction::Relu2, DType::F32, 2e-6); }
 
+TEST(AttentionFused, Float32SoftmaxKeepsItsAccuracyOverAWideRangeOfScores) {
+  // The unmasked float rows use their own vectorised exp: scores spread over about +-100 (some weights
+  // underflow to 0) must still match the F64 reference to float rounding.
+  for (int64_t chunk : {int64_t{0}, int64_t{16}}) {
+    Variant variant{AttentionFunction::Softmax, chunk, false, Padding::None, 32, 32};
+    std::vector<Tensor> inputs{random_tensor({kB, 32, kZ}, 60, 7.0), random_tensor({kB, 32, kZ}, 61, 7.0),
+                               random_tensor({kB, 32, kI}, 62), random_tensor({variant.bias_rows(), variant.bias_cols()}, 63)};
+    Result f32 = run(attention, variant, inputs, DType::F32, variant.options());
+    Result f64 = run(attention_reference, variant, inputs, DType::F64, variant.options());
+    EXPECT_LE(max_abs_diff(f32.weights.to(DType::F64), f64.weights), 2e-6) << "chunk " << chunk;
+    EXPECT_LE(max_abs_diff(f32.out.to(DType::F64), f64.out), 1e-5 * max_abs(f64.out)) << "chunk " << chunk;
+    EXPECT_LE(max_abs_diff(f32.grads[0].to(DType::F64), f64.grads[0]), 1e-4 * max_abs(f64.grads[0]));
+  }
+}
+
 TEST(AttentionFused, MatchesReferenceWithDropoutAndDropsAboutP) {
   for (AttentionFunction f : {AttentionFunction::Softmax, AttentionFunction::Laplace}) {
     SCOPED_TRACE(function_name(f));
