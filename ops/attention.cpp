@@ -7,6 +7,7 @@
 #include "ops/attention.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -192,14 +193,25 @@ T row_scale(const Plan& plan, const KeyMasks& masks, int64_t p, int64_t i) {
   return T(1) / static_cast<T>(masks.tokens[p]);
 }
 
-// Dropout on the weights: keep (1/(1-p)) or drop (0) weight f of the (P, Lq, Sk) layout. Counter-based,
-// so backward regenerates the mask instead of saving it.
+// Dropout on the weights: weight f of the (P, Lq, Sk) layout is kept (times 1/(1-p)) when
+// rng.uniform(stream, f / 4, f % 4) >= p. Counter-based, so backward regenerates the mask instead of
+// saving it.
 struct DropoutMask {
   Rng rng;
   uint64_t stream = 0;
   double p = 0;
-  template <class T> T factor(int64_t f) const {
-    return rng.uniform(stream, static_cast<uint64_t>(f) / 4, static_cast<int>(f % 4)) >= p ? T(1 / (1 - p)) : T(0);
+  // out[j] = in[j] times the factor of weight flat + j (in place allowed): one Philox block per four weights, each word
+  // turned into a uniform exactly as Rng::uniform does (the reference draws through Rng::uniform).
+  template <class T> void apply(int64_t flat, int64_t n, const T* in, T* out) const {
+    T keep = T(1 / (1 - p));
+    std::array<uint32_t, 4> block{};
+    int64_t current = -1;
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t f = flat + j;
+      if (f / 4 != current) current = f / 4, block = rng.bits(stream, static_cast<uint64_t>(current));
+      float u = static_cast<float>(block[f % 4] >> 8) * (1.0f / 16777216.0f);
+      out[j] = u >= p ? in[j] * keep : T(0);
+    }
   }
 };
 
@@ -212,7 +224,7 @@ template <class T> T element_derivative(AttentionFunction f, T x) {
 }
 
 // e^x for the softmax rows: float by Cephes' expf (range reduction to r in [-ln2/2, ln2/2], a degree-6
-// polynomial, 2^n through the exponent bits; within 2 ulp of std::exp, the same order as PyTorch's own
+// polynomial, 2^n through the exponent bits; relative error about 2e-7, the order of PyTorch's own
 // vectorised exp), written without calls so that the row loops vectorise; double by std::exp.
 inline float softmax_exp(float x) {
   x = std::clamp(x, -87.3f, 88.7f);
@@ -281,10 +293,7 @@ void forward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dro
       weights_row[j] = j < end && visible[j] ? element_value(plan.function, row[j]) : T(0);
     }
   }
-  if (mixed_row != weights_row) {
-    int64_t flat = (p * plan.lq + i) * n;
-    for (int64_t j = 0; j < n; ++j) mixed_row[j] = weights_row[j] * dropout->factor<T>(flat + j);
-  }
+  if (mixed_row != weights_row) dropout->apply((p * plan.lq + i) * n, n, weights_row, mixed_row);
 }
 
 // Row (p, i) of the backward, in place: in grad = dL/d mixed (= g v^T), out grad = dL/dx (x the scores
@@ -295,8 +304,7 @@ void backward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dr
                   int64_t p, int64_t i, T* grad) {
   const uint8_t* visible = masks.visible.data() + p * plan.sk;
   int64_t end = visible_end(plan, i), n = plan.sk, flat = (p * plan.lq + i) * n;
-  if (dropout)
-    for (int64_t j = 0; j < n; ++j) grad[j] *= dropout->factor<T>(flat + j);
+  if (dropout) dropout->apply(flat, n, grad, grad);
   if (plan.function == AttentionFunction::Softmax) {
     T dot = 0;
 #pragma omp simd reduction(+ : dot)
@@ -320,12 +328,13 @@ Tensor rebuild_mixed(const Plan& plan, const KeyMasks& masks, const DropoutMask*
     for (int64_t r = lo; r < hi; ++r) {
       int64_t p = r / plan.lq, i = r % plan.lq, end = visible_end(plan, i);
       const uint8_t* visible = masks.visible.data() + p * plan.sk;
-      for (int64_t j = 0; j < plan.sk; ++j) {
-        T w = plan.function == AttentionFunction::Softmax ? s[r * plan.sk + j]
-              : j < end && visible[j]                     ? element_value(plan.function, s[r * plan.sk + j])
-                                                          : T(0);
-        m[r * plan.sk + j] = dropout ? w * dropout->factor<T>(r * plan.sk + j) : w;
-      }
+      const T* saved_row = s + r * plan.sk;
+      T* row = m + r * plan.sk;
+      for (int64_t j = 0; j < plan.sk; ++j)
+        row[j] = plan.function == AttentionFunction::Softmax ? saved_row[j]
+                 : j < end && visible[j]                     ? element_value(plan.function, saved_row[j])
+                                                             : T(0);
+      if (dropout) dropout->apply(r * plan.sk, plan.sk, row, row);
     }
   });
   return mixed;
