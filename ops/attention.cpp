@@ -317,36 +317,39 @@ void backward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dr
   }
 }
 
-// The weights after dropout, (P, Lq, Sk), rebuilt from the saved state for dL/dv = mixed^T g.
+// The weights after dropout of problems [p0, p0 + n), rebuilt from their saved state into `out`
+// (n, Lq, Sk) for dL/dv = mixed^T g.
 template <class T>
-Tensor rebuild_mixed(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const Tensor& saved) {
-  if (plan.function == AttentionFunction::Softmax && !dropout) return saved;
-  Tensor mixed = Tensor::empty(saved.shape(), saved.dtype());
-  const T* s = saved.data<T>();
-  T* m = mixed.data<T>();
-  parallel_for(plan.problems * plan.lq, std::max<int64_t>(1, 4096 / plan.sk), [&](int64_t lo, int64_t hi) {
+void rebuild_mixed(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const T* saved,
+                   int64_t p0, int64_t n, T* out) {
+  parallel_for(n * plan.lq, std::max<int64_t>(1, 4096 / plan.sk), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
-      int64_t p = r / plan.lq, i = r % plan.lq, end = visible_end(plan, i);
+      int64_t p = p0 + r / plan.lq, i = r % plan.lq, end = visible_end(plan, i);
       const uint8_t* visible = masks.visible.data() + p * plan.sk;
-      const T* saved_row = s + r * plan.sk;
-      T* row = m + r * plan.sk;
+      const T* saved_row = saved + r * plan.sk;
+      T* row = out + r * plan.sk;
       for (int64_t j = 0; j < plan.sk; ++j)
         row[j] = plan.function == AttentionFunction::Softmax ? saved_row[j]
                  : j < end && visible[j]                     ? element_value(plan.function, saved_row[j])
                                                              : T(0);
-      if (dropout) dropout->apply(r * plan.sk, plan.sk, row, row);
+      if (dropout) dropout->apply((p * plan.lq + i) * plan.sk, plan.sk, row, row);
     }
   });
-  return mixed;
+}
+
+// Problems per block: about 128K scores (512 KB in F32), so that a block's scores and weights are still
+// in cache between its products and its row pass, and time per token does not depend on L.
+int64_t problem_block(const Plan& plan) {
+  return std::clamp<int64_t>((int64_t{1} << 17) / (plan.lq * plan.sk), 1, plan.problems);
 }
 
 }  // namespace
 
-// Forward: scores = q k^T (batched matmul), one pass over rows for scale, bias, masks, the function and
-// dropout, then out = mixed v. Saves the scores buffer transformed in place (softmax: the weights w;
-// laplace / relu2: the pre-activation x), the per-key masks and the dropout stream; q, k, v are the
-// inputs' own tensors. Recomputed in backward: the causal mask, row scales, dropout factors, and for
-// laplace / relu2 the weights f(x).
+// Forward, one block of problems at a time: scores = q k^T (batched matmul), one pass over rows for
+// scale, bias, masks, the function and dropout, then out = mixed v. Saves the scores buffer (P, Lq, Sk)
+// transformed in place (softmax: the weights w; laplace / relu2: the pre-activation x), the per-key masks
+// and the dropout stream; q, k, v are the inputs' own tensors. Recomputed in backward: the causal mask,
+// row scales, dropout factors, and for laplace / relu2 the weights f(x).
 Var attention(const Var& q, const Var& k, const Var& v, const Var& bias, const Tensor& key_mask,
               const AttentionOptions& options, Tensor* weights) {
   const Plan plan = make_plan(q, k, v, bias, key_mask, options, "attention");
@@ -359,30 +362,41 @@ Var attention(const Var& q, const Var& k, const Var& v, const Var& bias, const T
   Tensor q3 = q.value().reshape({plan.problems, plan.lq, plan.z});
   Tensor k3 = k.value().reshape({plan.problems, plan.sk, plan.z});
   Tensor v3 = v.value().reshape({plan.problems, plan.sk, plan.value_dim});
-  Tensor saved = Tensor::empty({plan.problems, plan.lq, plan.sk}, dtype);
-  matmul_into(q3, k3, saved, false, true);
   bool softmax = plan.function == AttentionFunction::Softmax;
-  // The weights before dropout: in `saved` for softmax, else their own buffer.
-  Tensor w = softmax ? saved : Tensor::empty(saved.shape(), dtype);
-  Tensor mixed = dropout ? Tensor::empty(saved.shape(), dtype) : w;
-  Tensor bias_value = bias.defined() ? bias.value() : Tensor();
-  dispatch_floating(dtype, "attention", [&]<class T>() {
-    T* s = saved.data<T>();
-    T* wd = w.data<T>();
-    T* md = mixed.data<T>();
-    const T* b = bias_value.defined() ? bias_value.data<T>() : nullptr;
-    parallel_for(plan.problems * plan.lq, std::max<int64_t>(1, 4096 / plan.sk), [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; ++r) {
-        int64_t p = r / plan.lq, i = r % plan.lq, at = r * plan.sk;
-        forward_row<T>(plan, *masks, dropout.get(), b ? b + i * plan.sk : nullptr, p, i, s + at, wd + at, md + at);
-      }
-    });
-  });
+  const int64_t block = problem_block(plan);
+  Tensor saved = Tensor::empty({plan.problems, plan.lq, plan.sk}, dtype);
   Tensor out = Tensor::empty({plan.problems, plan.lq, plan.value_dim}, dtype);
-  matmul_into(mixed, v3, out, false, false);
+  Tensor all_weights = weights ? Tensor::empty(saved.shape(), dtype) : Tensor();
+  // Per-block scratch: laplace / relu2 weights (softmax keeps them in `saved`), weights after dropout.
+  Tensor scratch_w = softmax ? Tensor() : Tensor::empty({block, plan.lq, plan.sk}, dtype);
+  Tensor scratch_mixed = dropout ? Tensor::empty({block, plan.lq, plan.sk}, dtype) : Tensor();
+  Tensor bias_value = bias.defined() ? bias.value() : Tensor();
+  for (int64_t p0 = 0; p0 < plan.problems; p0 += block) {
+    int64_t n = std::min(block, plan.problems - p0);
+    Tensor s = saved.narrow0(p0, p0 + n);
+    matmul_into(q3.narrow0(p0, p0 + n), k3.narrow0(p0, p0 + n), s, false, true);
+    Tensor w = softmax ? s : scratch_w.narrow0(0, n);
+    Tensor mixed = dropout ? scratch_mixed.narrow0(0, n) : w;
+    dispatch_floating(dtype, "attention", [&]<class T>() {
+      T* sd = s.data<T>();
+      T* wd = w.data<T>();
+      T* md = mixed.data<T>();
+      const T* b = bias_value.defined() ? bias_value.data<T>() : nullptr;
+      parallel_for(n * plan.lq, std::max<int64_t>(1, 4096 / plan.sk), [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; ++r) {
+          int64_t i = r % plan.lq, at = r * plan.sk;
+          forward_row<T>(plan, *masks, dropout.get(), b ? b + i * plan.sk : nullptr, p0 + r / plan.lq, i, sd + at,
+                         wd + at, md + at);
+        }
+      });
+    });
+    if (weights) all_weights.narrow0(p0, p0 + n).copy_from(w);
+    Tensor o = out.narrow0(p0, p0 + n);
+    matmul_into(mixed, v3.narrow0(p0, p0 + n), o, false, false);
+  }
   if (weights)
-    *weights = (options.chunk_size > 0 ? w.reshape({plan.batch, plan.problems / plan.batch, plan.lq, plan.sk})
-                                       : w.reshape({plan.batch, 1, plan.lq, plan.sk})).clone();
+    *weights = options.chunk_size > 0 ? all_weights.reshape({plan.batch, plan.problems / plan.batch, plan.lq, plan.sk})
+                                      : all_weights.reshape({plan.batch, 1, plan.lq, plan.sk});
 
   bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
   bool need_bias = bias.requires_grad();
@@ -391,45 +405,60 @@ Var attention(const Var& q, const Var& k, const Var& v, const Var& bias, const T
   size_t input_count = inputs.size();
   return record("attention", out.reshape({plan.batch, plan.queries, plan.value_dim}), inputs,
                 [=](const Tensor& g_out) -> std::vector<Tensor> {
-    std::vector<Tensor> grads(input_count);
+    DType gtype = g_out.dtype();
     Tensor g = g_out.reshape({plan.problems, plan.lq, plan.value_dim});
-    Tensor grad = Tensor::empty(saved.shape(), g.dtype());  // dL/d mixed, then dL/dx, then dL/d(qk^T)
-    matmul_into(g, v3, grad, false, true);
-    dispatch_floating(g.dtype(), "attention", [&]<class T>() {
-      if (need_v) {
-        Tensor gv = Tensor::empty({plan.problems, plan.sk, plan.value_dim}, g.dtype());
-        matmul_into(rebuild_mixed<T>(plan, *masks, dropout.get(), saved), g, gv, true, false);
-        grads[2] = gv.reshape({plan.batch, plan.keys, plan.value_dim});
-      }
-      // Rows (p, i) for one i belong to one task, so dL/dbias_i = sum_p dL/dx_{p,i} needs no reduction
-      // across threads; then dL/d(qk^T) = dL/dx * row scale.
-      Tensor gb = need_bias ? Tensor::zeros({plan.lq, plan.sk}, g.dtype()) : Tensor();
-      T* gd = grad.data<T>();
-      const T* sd = saved.data<T>();
-      T* gbd = need_bias ? gb.data<T>() : nullptr;
-      parallel_for(plan.lq, std::max<int64_t>(1, 4096 / (plan.sk * plan.problems)), [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i)
-          for (int64_t p = 0; p < plan.problems; ++p) {
-            int64_t at = (p * plan.lq + i) * plan.sk;
-            backward_row<T>(plan, *masks, dropout.get(), sd + at, p, i, gd + at);
-            if (gbd)
-              for (int64_t j = 0; j < plan.sk; ++j) gbd[i * plan.sk + j] += gd[at + j];
-            T scale = row_scale<T>(plan, *masks, p, i);
-            for (int64_t j = 0; j < plan.sk; ++j) gd[at + j] *= scale;
-          }
+    Tensor gq = need_q ? Tensor::empty({plan.problems, plan.lq, plan.z}, gtype) : Tensor();
+    Tensor gk = need_k ? Tensor::empty({plan.problems, plan.sk, plan.z}, gtype) : Tensor();
+    Tensor gv = need_v ? Tensor::empty({plan.problems, plan.sk, plan.value_dim}, gtype) : Tensor();
+    Tensor gb = need_bias ? Tensor::zeros({plan.lq, plan.sk}, gtype) : Tensor();
+    // Per block: dL/d mixed (= g v^T), turned in place into dL/dx, then dL/d(qk^T); and the rebuilt
+    // weights after dropout when they are not `saved` itself.
+    Tensor scratch_grad = Tensor::empty({block, plan.lq, plan.sk}, gtype);
+    bool rebuild = need_v && (!softmax || dropout);
+    Tensor scratch_mixed = rebuild ? Tensor::empty({block, plan.lq, plan.sk}, gtype) : Tensor();
+    for (int64_t p0 = 0; p0 < plan.problems; p0 += block) {
+      int64_t n = std::min(block, plan.problems - p0);
+      Tensor g_block = g.narrow0(p0, p0 + n), s = saved.narrow0(p0, p0 + n);
+      Tensor grad = scratch_grad.narrow0(0, n);
+      matmul_into(g_block, v3.narrow0(p0, p0 + n), grad, false, true);
+      dispatch_floating(gtype, "attention", [&]<class T>() {
+        if (need_v) {
+          Tensor mixed = rebuild ? scratch_mixed.narrow0(0, n) : s;
+          if (rebuild) rebuild_mixed<T>(plan, *masks, dropout.get(), s.data<T>(), p0, n, mixed.data<T>());
+          Tensor gv_block = gv.narrow0(p0, p0 + n);
+          matmul_into(mixed, g_block, gv_block, true, false);
+        }
+        // Rows (p, i) for one i belong to one task, so dL/dbias_i = sum_p dL/dx_{p,i} needs no reduction
+        // across threads; then dL/d(qk^T) = dL/dx * row scale.
+        T* gd = grad.data<T>();
+        const T* sd = s.data<T>();
+        T* gbd = need_bias ? gb.data<T>() : nullptr;
+        parallel_for(plan.lq, std::max<int64_t>(1, 4096 / (plan.sk * n)), [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i)
+            for (int64_t p = 0; p < n; ++p) {
+              int64_t at = (p * plan.lq + i) * plan.sk;
+              backward_row<T>(plan, *masks, dropout.get(), sd + at, p0 + p, i, gd + at);
+              if (gbd)
+                for (int64_t j = 0; j < plan.sk; ++j) gbd[i * plan.sk + j] += gd[at + j];
+              T scale = row_scale<T>(plan, *masks, p0 + p, i);
+              for (int64_t j = 0; j < plan.sk; ++j) gd[at + j] *= scale;
+            }
+        });
       });
-      if (need_bias) grads[3] = gb;
-    });
-    if (need_q) {
-      Tensor gq = Tensor::empty({plan.problems, plan.lq, plan.z}, g.dtype());
-      matmul_into(grad, k3, gq, false, false);
-      grads[0] = gq.reshape({plan.batch, plan.queries, plan.z});
+      if (need_q) {
+        Tensor gq_block = gq.narrow0(p0, p0 + n);
+        matmul_into(grad, k3.narrow0(p0, p0 + n), gq_block, false, false);
+      }
+      if (need_k) {
+        Tensor gk_block = gk.narrow0(p0, p0 + n);
+        matmul_into(grad, q3.narrow0(p0, p0 + n), gk_block, true, false);
+      }
     }
-    if (need_k) {
-      Tensor gk = Tensor::empty({plan.problems, plan.sk, plan.z}, g.dtype());
-      matmul_into(grad, q3, gk, true, false);
-      grads[1] = gk.reshape({plan.batch, plan.keys, plan.z});
-    }
+    std::vector<Tensor> grads(input_count);
+    if (need_q) grads[0] = gq.reshape({plan.batch, plan.queries, plan.z});
+    if (need_k) grads[1] = gk.reshape({plan.batch, plan.keys, plan.z});
+    if (need_v) grads[2] = gv.reshape({plan.batch, plan.keys, plan.value_dim});
+    if (need_bias) grads[3] = gb;
     return grads;
   });
 }
