@@ -39,8 +39,8 @@ void run_case(Table& table, const Case& c, int64_t z, int64_t value_dim, int rep
   // Forward: q k^T and w v, 2 tokens keys (Z + I); backward: two products per forward product.
   double flops = 3 * 2 * tokens * static_cast<double>(keys) * static_cast<double>(z + value_dim);
   std::ostringstream shape, note;
-  shape << "B=" << c.batch << " L=" << c.length << " c=" << (c.chunk > 0 ? std::to_string(c.chunk) : "-")
-        << " Z=" << z << " I=" << value_dim;
+  shape << "B=" << c.batch << " L=" << c.length << " c=" << (c.chunk > 0 ? std::to_string(c.chunk) : "-") << " Z=" << z
+        << " I=" << value_dim;
   char per_token[96];
   std::snprintf(per_token, sizeof per_token, "%s %s, %.3f us/token fwd+bwd", c.function_name,
                 c.chunk > 0 ? "chunked" : "unchunked", 1e3 * total / tokens);
@@ -55,8 +55,8 @@ void bench_attention(Table& table, const Options& options) {
   const int64_t chunk = options.quick ? 32 : 128;
   std::vector<Case> cases;
   // Chunked softmax: B L = 8192 tokens while L <= 8K (ListOps' batch), then B = 1 at 16K.
-  std::vector<int64_t> lengths = options.quick ? std::vector<int64_t>{256, 1024}
-                                               : std::vector<int64_t>{1024, 2048, 4096, 8192, 16384};
+  std::vector<int64_t> lengths =
+      options.quick ? std::vector<int64_t>{256, 1024} : std::vector<int64_t>{1024, 2048, 4096, 8192, 16384};
   int64_t tokens = options.quick ? 1024 : 8192;
   for (int64_t length : lengths)
     cases.push_back({std::max<int64_t>(1, tokens / length), length, chunk, AttentionFunction::Softmax, "softmax"});

@@ -65,8 +65,8 @@ Var simple_relative_bias(const Var& w, int64_t n) {
 Var rotary_relative_bias(const Var& alpha, const Var& b_param, int64_t n) {
   MEGA_CHECK(alpha.dim() == 2 && alpha.size(0) == 1, "[rotary_relative_bias] alpha must be (1, Z), got ",
              shape_str(alpha.shape()));
-  MEGA_CHECK(b_param.shape() == alpha.shape(), "[rotary_relative_bias] b_param has shape ",
-             shape_str(b_param.shape()), " but alpha has ", shape_str(alpha.shape()));
+  MEGA_CHECK(b_param.shape() == alpha.shape(), "[rotary_relative_bias] b_param has shape ", shape_str(b_param.shape()),
+             " but alpha has ", shape_str(alpha.shape()));
   int64_t z = alpha.size(1);
   MEGA_CHECK(z % 2 == 0 && z > 0, "[rotary_relative_bias] needs an even shared dimension Z, got Z = ", z);
   MEGA_CHECK(n >= 1, "[rotary_relative_bias] length must be positive, got ", n);
@@ -110,14 +110,15 @@ Plan make_plan(const Var& q, const Var& k, const Var& v, const Var& bias, const 
   MEGA_CHECK(q.dim() == 3, "[", op, "] q must be (B, L, Z), got ", shape_str(q.shape()));
   MEGA_CHECK(k.dim() == 3, "[", op, "] k must be (B, S, Z), got ", shape_str(k.shape()));
   MEGA_CHECK(v.dim() == 3, "[", op, "] v must be (B, S, I), got ", shape_str(v.shape()));
-  MEGA_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), "[", op, "] q, k, v dtypes differ: ",
-             dtype_name(q.dtype()), ", ", dtype_name(k.dtype()), ", ", dtype_name(v.dtype()));
+  MEGA_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), "[", op,
+             "] q, k, v dtypes differ: ", dtype_name(q.dtype()), ", ", dtype_name(k.dtype()), ", ",
+             dtype_name(v.dtype()));
   Plan p{};
   p.batch = q.size(0), p.queries = q.size(1), p.keys = k.size(1), p.z = q.size(2), p.value_dim = v.size(2);
-  MEGA_CHECK(k.size(0) == p.batch && k.size(2) == p.z, "[", op, "] k has shape ", shape_str(k.shape()),
-             " but q is ", shape_str(q.shape()), ": expected (", p.batch, ", S, ", p.z, ")");
-  MEGA_CHECK(v.size(0) == p.batch && v.size(1) == p.keys, "[", op, "] v has shape ", shape_str(v.shape()),
-             " but k is ", shape_str(k.shape()), ": expected (", p.batch, ", ", p.keys, ", I)");
+  MEGA_CHECK(k.size(0) == p.batch && k.size(2) == p.z, "[", op, "] k has shape ", shape_str(k.shape()), " but q is ",
+             shape_str(q.shape()), ": expected (", p.batch, ", S, ", p.z, ")");
+  MEGA_CHECK(v.size(0) == p.batch && v.size(1) == p.keys, "[", op, "] v has shape ", shape_str(v.shape()), " but k is ",
+             shape_str(k.shape()), ": expected (", p.batch, ", ", p.keys, ", I)");
   MEGA_CHECK(p.queries > 0 && p.keys > 0 && p.z > 0, "[", op, "] empty q or k: ", shape_str(q.shape()), ", ",
              shape_str(k.shape()));
   int64_t c = options.chunk_size;
@@ -125,8 +126,8 @@ Plan make_plan(const Var& q, const Var& k, const Var& v, const Var& bias, const 
   if (c > 0) {
     MEGA_CHECK(p.queries == p.keys, "[", op, "] chunking needs as many queries as keys, got L = ", p.queries,
                ", S = ", p.keys);
-    MEGA_CHECK(p.queries % c == 0, "[", op, "] chunking needs L a multiple of chunk_size ", c, ", got L = ",
-               p.queries, " (pad to the next multiple)");
+    MEGA_CHECK(p.queries % c == 0, "[", op, "] chunking needs L a multiple of chunk_size ", c, ", got L = ", p.queries,
+               " (pad to the next multiple)");
     p.problems = p.batch * (p.queries / c), p.lq = c, p.sk = c;
   } else {
     p.problems = p.batch, p.lq = p.queries, p.sk = p.keys;
@@ -202,7 +203,8 @@ struct DropoutMask {
   double p = 0;
   // out[j] = in[j] times the factor of weight flat + j (in place allowed): one Philox block per four weights, each word
   // turned into a uniform exactly as Rng::uniform does (the reference draws through Rng::uniform).
-  template <class T> void apply(int64_t flat, int64_t n, const T* in, T* out) const {
+  template <class T>
+  void apply(int64_t flat, int64_t n, const T* in, T* out) const {
     T keep = T(1 / (1 - p));
     std::array<uint32_t, 4> block{};
     int64_t current = -1;
@@ -215,10 +217,12 @@ struct DropoutMask {
   }
 };
 
-template <class T> T element_value(AttentionFunction f, T x) {
+template <class T>
+T element_value(AttentionFunction f, T x) {
   return f == AttentionFunction::Laplace ? attention_scalar::laplace(x) : attention_scalar::relu2(x);
 }
-template <class T> T element_derivative(AttentionFunction f, T x) {
+template <class T>
+T element_derivative(AttentionFunction f, T x) {
   return f == AttentionFunction::Laplace ? attention_scalar::laplace_derivative(x)
                                          : attention_scalar::relu2_derivative(x);
 }
@@ -244,8 +248,8 @@ inline double softmax_exp(double x) { return std::exp(x); }
 // Row (p, i) of the forward. In: row = qk^T. Out: row = saved state (softmax: the weights w; laplace /
 // relu2: the pre-activation x), weights_row = w (may alias row), mixed_row = w after dropout.
 template <class T>
-void forward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const T* bias_row,
-                 int64_t p, int64_t i, T* row, T* weights_row, T* mixed_row) {
+void forward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const T* bias_row, int64_t p,
+                 int64_t i, T* row, T* weights_row, T* mixed_row) {
   const uint8_t* visible = masks.visible.data() + p * plan.sk;
   int64_t end = visible_end(plan, i), n = plan.sk;
   T scale = row_scale<T>(plan, masks, p, i);
@@ -300,8 +304,8 @@ void forward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dro
 // after scale and bias). Softmax: dx = w (dw - sum_j dw_j w_j); laplace / relu2: dx = dw f'(x) mask;
 // with dw = dL/d mixed times the dropout factor.
 template <class T>
-void backward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const T* saved_row,
-                  int64_t p, int64_t i, T* grad) {
+void backward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const T* saved_row, int64_t p,
+                  int64_t i, T* grad) {
   const uint8_t* visible = masks.visible.data() + p * plan.sk;
   int64_t end = visible_end(plan, i), n = plan.sk, flat = (p * plan.lq + i) * n;
   if (dropout) dropout->apply(flat, n, grad, grad);
@@ -320,8 +324,8 @@ void backward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dr
 // The weights after dropout of problems [p0, p0 + n), rebuilt from their saved state into `out`
 // (n, Lq, Sk) for dL/dv = mixed^T g.
 template <class T>
-void rebuild_mixed(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const T* saved,
-                   int64_t p0, int64_t n, T* out) {
+void rebuild_mixed(const Plan& plan, const KeyMasks& masks, const DropoutMask* dropout, const T* saved, int64_t p0,
+                   int64_t n, T* out) {
   parallel_for(n * plan.lq, std::max<int64_t>(1, 4096 / plan.sk), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       int64_t p = p0 + r / plan.lq, i = r % plan.lq, end = visible_end(plan, i);
@@ -337,26 +341,27 @@ void rebuild_mixed(const Plan& plan, const KeyMasks& masks, const DropoutMask* d
   });
 }
 
-// Problems per block: about 128K scores (512 KB in F32), so that a block's scores and weights are still
-// in cache between its products and its row pass, and time per token does not depend on L.
+// Problems per block: about 1M scores (4 MB in F32). Blocks bound the backward's scratch and keep the
+// working set of one block's products and row pass in cache; they are not smaller because each block
+// costs a few parallel regions, and on a shared machine each region's barrier can cost a time slice.
 int64_t problem_block(const Plan& plan) {
-  return std::clamp<int64_t>((int64_t{1} << 17) / (plan.lq * plan.sk), 1, plan.problems);
+  return std::clamp<int64_t>((int64_t{1} << 20) / (plan.lq * plan.sk), 1, plan.problems);
 }
 
 }  // namespace
 
-// Forward, one block of problems at a time: scores = q k^T (batched matmul), one pass over rows for
-// scale, bias, masks, the function and dropout, then out = mixed v. Saves the scores buffer (P, Lq, Sk)
-// transformed in place (softmax: the weights w; laplace / relu2: the pre-activation x), the per-key masks
-// and the dropout stream; q, k, v are the inputs' own tensors. Recomputed in backward: the causal mask,
-// row scales, dropout factors, and for laplace / relu2 the weights f(x).
+// Forward, one block of problems at a time (problem_block): scores = q k^T (batched matmul), one pass
+// over rows for scale, bias, masks, the function and dropout, then out = mixed v. Saves the scores
+// buffer (P, Lq, Sk) transformed in place (softmax: the weights w; laplace / relu2: the pre-activation
+// x), the per-key masks and the dropout stream; q, k, v are the inputs' own tensors. Recomputed in
+// backward: the causal mask, row scales, dropout factors, and for laplace / relu2 the weights f(x).
 Var attention(const Var& q, const Var& k, const Var& v, const Var& bias, const Tensor& key_mask,
               const AttentionOptions& options, Tensor* weights) {
   const Plan plan = make_plan(q, k, v, bias, key_mask, options, "attention");
   auto masks = std::make_shared<const KeyMasks>(key_masks(key_mask, plan));
   std::shared_ptr<const DropoutMask> dropout;
-  if (plan.dropout > 0) dropout = std::make_shared<const DropoutMask>(
-      DropoutMask{*options.rng, options.rng->next_stream(), plan.dropout});
+  if (plan.dropout > 0)
+    dropout = std::make_shared<const DropoutMask>(DropoutMask{*options.rng, options.rng->next_stream(), plan.dropout});
 
   DType dtype = q.dtype();
   Tensor q3 = q.value().reshape({plan.problems, plan.lq, plan.z});
@@ -405,62 +410,62 @@ Var attention(const Var& q, const Var& k, const Var& v, const Var& bias, const T
   size_t input_count = inputs.size();
   return record("attention", out.reshape({plan.batch, plan.queries, plan.value_dim}), inputs,
                 [=](const Tensor& g_out) -> std::vector<Tensor> {
-    DType gtype = g_out.dtype();
-    Tensor g = g_out.reshape({plan.problems, plan.lq, plan.value_dim});
-    Tensor gq = need_q ? Tensor::empty({plan.problems, plan.lq, plan.z}, gtype) : Tensor();
-    Tensor gk = need_k ? Tensor::empty({plan.problems, plan.sk, plan.z}, gtype) : Tensor();
-    Tensor gv = need_v ? Tensor::empty({plan.problems, plan.sk, plan.value_dim}, gtype) : Tensor();
-    Tensor gb = need_bias ? Tensor::zeros({plan.lq, plan.sk}, gtype) : Tensor();
-    // Per block: dL/d mixed (= g v^T), turned in place into dL/dx, then dL/d(qk^T); and the rebuilt
-    // weights after dropout when they are not `saved` itself.
-    Tensor scratch_grad = Tensor::empty({block, plan.lq, plan.sk}, gtype);
-    bool rebuild = need_v && (!softmax || dropout);
-    Tensor scratch_mixed = rebuild ? Tensor::empty({block, plan.lq, plan.sk}, gtype) : Tensor();
-    for (int64_t p0 = 0; p0 < plan.problems; p0 += block) {
-      int64_t n = std::min(block, plan.problems - p0);
-      Tensor g_block = g.narrow0(p0, p0 + n), s = saved.narrow0(p0, p0 + n);
-      Tensor grad = scratch_grad.narrow0(0, n);
-      matmul_into(g_block, v3.narrow0(p0, p0 + n), grad, false, true);
-      dispatch_floating(gtype, "attention", [&]<class T>() {
-        if (need_v) {
-          Tensor mixed = rebuild ? scratch_mixed.narrow0(0, n) : s;
-          if (rebuild) rebuild_mixed<T>(plan, *masks, dropout.get(), s.data<T>(), p0, n, mixed.data<T>());
-          Tensor gv_block = gv.narrow0(p0, p0 + n);
-          matmul_into(mixed, g_block, gv_block, true, false);
-        }
-        // Rows (p, i) for one i belong to one task, so dL/dbias_i = sum_p dL/dx_{p,i} needs no reduction
-        // across threads; then dL/d(qk^T) = dL/dx * row scale.
-        T* gd = grad.data<T>();
-        const T* sd = s.data<T>();
-        T* gbd = need_bias ? gb.data<T>() : nullptr;
-        parallel_for(plan.lq, std::max<int64_t>(1, 4096 / (plan.sk * n)), [&](int64_t lo, int64_t hi) {
-          for (int64_t i = lo; i < hi; ++i)
-            for (int64_t p = 0; p < n; ++p) {
-              int64_t at = (p * plan.lq + i) * plan.sk;
-              backward_row<T>(plan, *masks, dropout.get(), sd + at, p0 + p, i, gd + at);
-              if (gbd)
-                for (int64_t j = 0; j < plan.sk; ++j) gbd[i * plan.sk + j] += gd[at + j];
-              T scale = row_scale<T>(plan, *masks, p0 + p, i);
-              for (int64_t j = 0; j < plan.sk; ++j) gd[at + j] *= scale;
-            }
-        });
-      });
-      if (need_q) {
-        Tensor gq_block = gq.narrow0(p0, p0 + n);
-        matmul_into(grad, k3.narrow0(p0, p0 + n), gq_block, false, false);
-      }
-      if (need_k) {
-        Tensor gk_block = gk.narrow0(p0, p0 + n);
-        matmul_into(grad, q3.narrow0(p0, p0 + n), gk_block, true, false);
-      }
-    }
-    std::vector<Tensor> grads(input_count);
-    if (need_q) grads[0] = gq.reshape({plan.batch, plan.queries, plan.z});
-    if (need_k) grads[1] = gk.reshape({plan.batch, plan.keys, plan.z});
-    if (need_v) grads[2] = gv.reshape({plan.batch, plan.keys, plan.value_dim});
-    if (need_bias) grads[3] = gb;
-    return grads;
-  });
+                  DType gtype = g_out.dtype();
+                  Tensor g = g_out.reshape({plan.problems, plan.lq, plan.value_dim});
+                  Tensor gq = need_q ? Tensor::empty({plan.problems, plan.lq, plan.z}, gtype) : Tensor();
+                  Tensor gk = need_k ? Tensor::empty({plan.problems, plan.sk, plan.z}, gtype) : Tensor();
+                  Tensor gv = need_v ? Tensor::empty({plan.problems, plan.sk, plan.value_dim}, gtype) : Tensor();
+                  Tensor gb = need_bias ? Tensor::zeros({plan.lq, plan.sk}, gtype) : Tensor();
+                  // Per block: dL/d mixed (= g v^T), turned in place into dL/dx, then dL/d(qk^T); and the rebuilt
+                  // weights after dropout when they are not `saved` itself.
+                  Tensor scratch_grad = Tensor::empty({block, plan.lq, plan.sk}, gtype);
+                  bool rebuild = need_v && (!softmax || dropout);
+                  Tensor scratch_mixed = rebuild ? Tensor::empty({block, plan.lq, plan.sk}, gtype) : Tensor();
+                  for (int64_t p0 = 0; p0 < plan.problems; p0 += block) {
+                    int64_t n = std::min(block, plan.problems - p0);
+                    Tensor g_block = g.narrow0(p0, p0 + n), s = saved.narrow0(p0, p0 + n);
+                    Tensor grad = scratch_grad.narrow0(0, n);
+                    matmul_into(g_block, v3.narrow0(p0, p0 + n), grad, false, true);
+                    dispatch_floating(gtype, "attention", [&]<class T>() {
+                      if (need_v) {
+                        Tensor mixed = rebuild ? scratch_mixed.narrow0(0, n) : s;
+                        if (rebuild) rebuild_mixed<T>(plan, *masks, dropout.get(), s.data<T>(), p0, n, mixed.data<T>());
+                        Tensor gv_block = gv.narrow0(p0, p0 + n);
+                        matmul_into(mixed, g_block, gv_block, true, false);
+                      }
+                      // Rows (p, i) for one i belong to one task, so dL/dbias_i = sum_p dL/dx_{p,i} needs no reduction
+                      // across threads; then dL/d(qk^T) = dL/dx * row scale.
+                      T* gd = grad.data<T>();
+                      const T* sd = s.data<T>();
+                      T* gbd = need_bias ? gb.data<T>() : nullptr;
+                      parallel_for(plan.lq, std::max<int64_t>(1, 4096 / (plan.sk * n)), [&](int64_t lo, int64_t hi) {
+                        for (int64_t i = lo; i < hi; ++i)
+                          for (int64_t p = 0; p < n; ++p) {
+                            int64_t at = (p * plan.lq + i) * plan.sk;
+                            backward_row<T>(plan, *masks, dropout.get(), sd + at, p0 + p, i, gd + at);
+                            if (gbd)
+                              for (int64_t j = 0; j < plan.sk; ++j) gbd[i * plan.sk + j] += gd[at + j];
+                            T scale = row_scale<T>(plan, *masks, p0 + p, i);
+                            for (int64_t j = 0; j < plan.sk; ++j) gd[at + j] *= scale;
+                          }
+                      });
+                    });
+                    if (need_q) {
+                      Tensor gq_block = gq.narrow0(p0, p0 + n);
+                      matmul_into(grad, k3.narrow0(p0, p0 + n), gq_block, false, false);
+                    }
+                    if (need_k) {
+                      Tensor gk_block = gk.narrow0(p0, p0 + n);
+                      matmul_into(grad, q3.narrow0(p0, p0 + n), gk_block, true, false);
+                    }
+                  }
+                  std::vector<Tensor> grads(input_count);
+                  if (need_q) grads[0] = gq.reshape({plan.batch, plan.queries, plan.z});
+                  if (need_k) grads[1] = gk.reshape({plan.batch, plan.keys, plan.z});
+                  if (need_v) grads[2] = gv.reshape({plan.batch, plan.keys, plan.value_dim});
+                  if (need_bias) grads[3] = gb;
+                  return grads;
+                });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -518,8 +523,10 @@ Var attention_reference(const Var& q, const Var& k, const Var& v, const Var& bia
     mixed = w * Var(keep.to(dtype)) * (1 / (1 - plan.dropout));
   }
   if (weights)
-    *weights = w.value().reshape(c > 0 ? Shape{plan.batch, chunks, plan.lq, plan.sk}
-                                       : Shape{plan.batch, 1, plan.lq, plan.sk}).clone();
+    *weights =
+        w.value()
+            .reshape(c > 0 ? Shape{plan.batch, chunks, plan.lq, plan.sk} : Shape{plan.batch, 1, plan.lq, plan.sk})
+            .clone();
   return reshape(matmul(mixed, v3), {plan.batch, plan.queries, plan.value_dim});
 }
 

@@ -17,8 +17,7 @@ struct Rows {
 };
 
 Rows rows_of(const Var& x, const char* op) {
-  MEGA_CHECK(x.dim() >= 1 && x.size(-1) > 0, "[", op, "] needs a non-empty last axis, got ",
-             shape_str(x.shape()));
+  MEGA_CHECK(x.dim() >= 1 && x.size(-1) > 0, "[", op, "] needs a non-empty last axis, got ", shape_str(x.shape()));
   return {x.numel() / x.size(-1), x.size(-1)};
 }
 
@@ -121,13 +120,15 @@ Var log_softmax(const Var& x) {
 }
 
 Var laplace(const Var& x) {
-  return pointwise("laplace", x, [](auto v) { return attention_scalar::laplace(v); },
-                   [](auto v, auto) { return attention_scalar::laplace_derivative(v); });
+  return pointwise(
+      "laplace", x, [](auto v) { return attention_scalar::laplace(v); },
+      [](auto v, auto) { return attention_scalar::laplace_derivative(v); });
 }
 
 Var relu2(const Var& x) {
-  return pointwise("relu2", x, [](auto v) { return attention_scalar::relu2(v); },
-                   [](auto v, auto) { return attention_scalar::relu2_derivative(v); });
+  return pointwise(
+      "relu2", x, [](auto v) { return attention_scalar::relu2(v); },
+      [](auto v, auto) { return attention_scalar::relu2_derivative(v); });
 }
 
 }  // namespace mega

@@ -47,7 +47,10 @@ constexpr int64_t kB = 2, kZ = 4, kI = 6, kChunk = 4;
 
 enum class Padding { None, Right, WholeChunk, Left };
 const char* padding_name(Padding p) {
-  return p == Padding::None ? "none" : p == Padding::Right ? "right" : p == Padding::WholeChunk ? "whole-chunk" : "left";
+  return p == Padding::None         ? "none"
+         : p == Padding::Right      ? "right"
+         : p == Padding::WholeChunk ? "whole-chunk"
+                                    : "left";
 }
 
 // key_mask (B, S), 1 = token. WholeChunk pads keys 0..3 of example 0 and 4..7 of example 1 (whole chunks
@@ -339,12 +342,24 @@ TEST(AttentionGradcheck, WithDropout) {
   }
 }
 
-TEST(AttentionFused, MatchesReferenceSoftmaxF64) { expect_fused_matches_reference(AttentionFunction::Softmax, DType::F64, 1e-12); }
-TEST(AttentionFused, MatchesReferenceLaplaceF64) { expect_fused_matches_reference(AttentionFunction::Laplace, DType::F64, 1e-12); }
-TEST(AttentionFused, MatchesReferenceRelu2F64) { expect_fused_matches_reference(AttentionFunction::Relu2, DType::F64, 1e-12); }
-TEST(AttentionFused, MatchesReferenceSoftmaxF32) { expect_fused_matches_reference(AttentionFunction::Softmax, DType::F32, 2e-6); }
-TEST(AttentionFused, MatchesReferenceLaplaceF32) { expect_fused_matches_reference(AttentionFunction::Laplace, DType::F32, 2e-6); }
-TEST(AttentionFused, MatchesReferenceRelu2F32) { expect_fused_matches_reference(AttentionFunction::Relu2, DType::F32, 2e-6); }
+TEST(AttentionFused, MatchesReferenceSoftmaxF64) {
+  expect_fused_matches_reference(AttentionFunction::Softmax, DType::F64, 1e-12);
+}
+TEST(AttentionFused, MatchesReferenceLaplaceF64) {
+  expect_fused_matches_reference(AttentionFunction::Laplace, DType::F64, 1e-12);
+}
+TEST(AttentionFused, MatchesReferenceRelu2F64) {
+  expect_fused_matches_reference(AttentionFunction::Relu2, DType::F64, 1e-12);
+}
+TEST(AttentionFused, MatchesReferenceSoftmaxF32) {
+  expect_fused_matches_reference(AttentionFunction::Softmax, DType::F32, 2e-6);
+}
+TEST(AttentionFused, MatchesReferenceLaplaceF32) {
+  expect_fused_matches_reference(AttentionFunction::Laplace, DType::F32, 2e-6);
+}
+TEST(AttentionFused, MatchesReferenceRelu2F32) {
+  expect_fused_matches_reference(AttentionFunction::Relu2, DType::F32, 2e-6);
+}
 
 TEST(AttentionFused, Float32SoftmaxKeepsItsAccuracyOverAWideRangeOfScores) {
   // The unmasked float rows use their own vectorised exp: scores spread over about +-100 (some weights
@@ -352,7 +367,8 @@ TEST(AttentionFused, Float32SoftmaxKeepsItsAccuracyOverAWideRangeOfScores) {
   for (int64_t chunk : {int64_t{0}, int64_t{16}}) {
     Variant variant{AttentionFunction::Softmax, chunk, false, Padding::None, 32, 32};
     std::vector<Tensor> inputs{random_tensor({kB, 32, kZ}, 60, 7.0), random_tensor({kB, 32, kZ}, 61, 7.0),
-                               random_tensor({kB, 32, kI}, 62), random_tensor({variant.bias_rows(), variant.bias_cols()}, 63)};
+                               random_tensor({kB, 32, kI}, 62),
+                               random_tensor({variant.bias_rows(), variant.bias_cols()}, 63)};
     Result f32 = run(attention, variant, inputs, DType::F32, variant.options());
     Result f64 = run(attention_reference, variant, inputs, DType::F64, variant.options());
     EXPECT_LE(max_abs_diff(f32.weights.to(DType::F64), f64.weights), 2e-6) << "chunk " << chunk;
@@ -362,15 +378,15 @@ TEST(AttentionFused, Float32SoftmaxKeepsItsAccuracyOverAWideRangeOfScores) {
 }
 
 TEST(AttentionFused, MatchesReferenceOverManyProblemBlocks) {
-  // The fused op works through blocks of about 128K scores: at chunk 128 that is 8 chunks, so 10 chunks
+  // The fused op works through blocks of about 1M scores: at chunk 256 that is 16 chunks, so 18 chunks
   // make a full block and a partial one. Padding, causal, bias and dropout all cross the block edge.
-  const int64_t chunk = 128, length = 10 * chunk;
+  const int64_t chunk = 256, length = 18 * chunk;
   for (AttentionFunction f : {AttentionFunction::Softmax, AttentionFunction::Laplace}) {
     SCOPED_TRACE(function_name(f));
     std::vector<Tensor> inputs{random_tensor({1, length, kZ}, 64), random_tensor({1, length, kZ}, 65),
                                random_tensor({1, length, kI}, 66), random_tensor({chunk, chunk}, 67, 0.3)};
     Tensor mask = Tensor::full({1, length}, 1, DType::I64);
-    for (int64_t j = 8 * chunk + 5; j < 9 * chunk + 7; ++j) mask.data<int64_t>()[j] = 0;
+    for (int64_t j = 15 * chunk + 5; j < 16 * chunk + 7; ++j) mask.data<int64_t>()[j] = 0;
     AttentionOptions options;
     options.function = f, options.chunk_size = chunk, options.causal = true;
     options.dropout = 0.2, options.training = true;
@@ -528,14 +544,15 @@ TEST(AttentionMasks, CausalDecodingStepEqualsTheLastRowOfTheFullPass) {
     Variant variant{f, 0, true, Padding::Left, 8, 8};
     std::vector<Tensor> inputs = inputs_for(variant, 45);
     Tensor mask = key_mask_for(Padding::Left, 8);
-    Tensor full = attention(Var(inputs[0]), Var(inputs[1]), Var(inputs[2]), Var(inputs[3]), mask, variant.options())
-                      .value();
+    Tensor full =
+        attention(Var(inputs[0]), Var(inputs[1]), Var(inputs[2]), Var(inputs[3]), mask, variant.options()).value();
     // The last query alone, with the bias's last row.
     Tensor q_last = Tensor::empty({kB, 1, kZ}, DType::F64), bias_last = Tensor::empty({1, 8}, DType::F64);
     for (int64_t b = 0; b < kB; ++b)
       for (int64_t d = 0; d < kZ; ++d) q_last.data<double>()[b * kZ + d] = inputs[0].at((b * 8 + 7) * kZ + d);
     for (int64_t j = 0; j < 8; ++j) bias_last.data<double>()[j] = inputs[3].at(7 * 8 + j);
-    Tensor step = attention(Var(q_last), Var(inputs[1]), Var(inputs[2]), Var(bias_last), mask, variant.options()).value();
+    Tensor step =
+        attention(Var(q_last), Var(inputs[1]), Var(inputs[2]), Var(bias_last), mask, variant.options()).value();
     for (int64_t b = 0; b < kB; ++b)
       for (int64_t d = 0; d < kI; ++d) EXPECT_NEAR(step.at(b * kI + d), full.at((b * 8 + 7) * kI + d), 1e-14);
   }
