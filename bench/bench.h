@@ -39,5 +39,6 @@ double median_ms(const std::function<void()>& body, int repeats);
 void bench_matmul(Table& table, const Options& options);
 void bench_norm(Table&, const Options&);
 void bench_ema(Table&, const Options&);
+void bench_attention(Table&, const Options&);
 
 }  // namespace mega::bench

@@ -36,6 +36,7 @@ int bench(const Args& args) {
       {"matmul", bench::bench_matmul},
       {"norm", bench::bench_norm},
       {"ema", bench::bench_ema},
+      {"attention", bench::bench_attention},
   };
   std::cout << "threads: " << num_threads() << "\n";
   bench::Table table;
