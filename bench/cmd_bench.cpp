@@ -34,6 +34,9 @@ int bench(const Args& args) {
   };
   const Family families[] = {
       {"matmul", bench::bench_matmul},
+      {"norm", bench::bench_norm},
+      {"ema", bench::bench_ema},
+      {"attention", bench::bench_attention},
   };
   std::cout << "threads: " << num_threads() << "\n";
   bench::Table table;

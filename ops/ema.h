@@ -17,8 +17,9 @@ struct EmaParams {
   Var delta, alpha, beta, gamma, omega;
 };
 
-// x (B, L, D); padding_mask (B, L), nonzero = token, or undefined; truncation <= 0 means none.
-// Convolves by FFT past a measured length crossover, directly below it. Backward is analytic.
+// x (B, L, D); padding_mask (B, L) I64 or F32, nonzero = token, or undefined; truncation <= 0 means none.
+// Convolves by FFT (FFTW, F32) past a measured crossover in L and K, directly below it; F64 (gradient
+// checks) always takes the direct path. Backward is analytic (ops/ema.cpp derives it).
 Var ema(const Var& x, const EmaParams& params, const Tensor& padding_mask, bool bidirectional,
         int64_t truncation = 0);
 // The same function by the plain recurrence h_t = q h_{t-1} + p beta x_t (and its mirror), built from
