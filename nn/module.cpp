@@ -3,7 +3,6 @@
 
 #include <unordered_set>
 
-#include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/matmul.h"
 
@@ -93,19 +92,6 @@ Embedding::Embedding(int64_t num_embeddings, int64_t dim, int64_t padding_idx) :
   register_parameter("weight", &weight);
 }
 
-Var Embedding::forward(const Tensor& ids) const {
-  Var out = embedding(ids, weight);
-  if (padding_idx_ < 0 || !out.requires_grad()) return out;
-  // padding_idx: the same values, but positions holding the padding id take them from a constant.
-  Tensor is_padding = Tensor::empty(ids.shape(), DType::F32);
-  const int64_t* id = ids.data<int64_t>();
-  float* m = is_padding.data<float>();
-  bool any = false;
-  for (int64_t i = 0; i < ids.numel(); ++i) any |= (m[i] = id[i] == padding_idx_ ? 1.f : 0.f) != 0;
-  if (!any) return out;
-  Shape mask_shape = ids.shape();
-  mask_shape.push_back(1);
-  return where(is_padding.reshape(mask_shape), out.detach(), out);
-}
+Var Embedding::forward(const Tensor& ids) const { return embedding(ids, weight, padding_idx_); }
 
 }  // namespace mega
