@@ -119,6 +119,16 @@ Var RelativePositionBias::forward(int64_t n) {
   return simple_relative_bias(w, n);
 }
 
+Var RelativePositionBias::rows(int64_t first, int64_t rows, int64_t cols, Tensor& table) {
+  const int64_t n = std::max(first + rows, cols);
+  if (!table.defined() || table.size(0) < n) {
+    int64_t capacity = std::max<int64_t>(2 * n, 16);
+    if (!rotary_) capacity = std::min(capacity, positions_);  // past M, forward(n) reports the error
+    table = forward(std::max(n, capacity)).value();
+  }
+  return narrow(narrow(Var(table), 0, first, rows), 1, 0, cols);
+}
+
 MultiDimensionDampedEma::MultiDimensionDampedEma(const MegaConfig& config)
     : hidden_(config.hidden_size),
       ndim_(config.ema_projection_size),
@@ -296,7 +306,7 @@ Var MovingAverageGatedAttention::attend_cached(const Var& q, const Var& k, const
   options.dropout = attention_dropout_;
   options.training = training();
   options.rng = &rng;
-  Var bias = narrow(rel_pos_bias.forward(S), 0, S - L, L);  // (L, S): rows of the new positions
+  Var bias = rel_pos_bias.rows(S - L, L, S, cache.self_bias_table);  // (L, S): rows of the new positions
   Var out = attention(q, keys, values, bias, key_mask, options, weights);
   if (use_chunking_ && S == chunk_size_) {  // the chunk is complete: the next token starts afresh
     cache.self_key = cache.self_value = cache.self_mask = Tensor();
@@ -376,8 +386,8 @@ Var GatedCrossAttention::forward(const Var& query, const Var& source, const Tens
   v = hidden_dropout_.apply(v, training(), rng);
   const int64_t S = k.size(1);
   // bias(max(Lt, Ls))[:Lt, :Ls], with the queries at their absolute positions when decoding.
-  Var bias = rel_pos_bias.forward(std::max(position + L, S));
-  bias = narrow(narrow(bias, 0, position, L), 1, 0, S);
+  Var bias = cache ? rel_pos_bias.rows(position, L, S, cache->cross_bias_table)
+                   : narrow(narrow(rel_pos_bias.forward(std::max(position + L, S)), 0, position, L), 1, 0, S);
   AttentionOptions options;
   options.function = function_;
   options.dropout = attention_dropout_;

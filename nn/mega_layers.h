@@ -27,6 +27,9 @@ struct MegaLayerCache {
   Tensor self_mask;    // (B, t) F32, 1 = token
   Tensor cross_key;    // (B, S, Z)
   Tensor cross_value;  // (B, S, H)
+  // Relative-bias tables (n, n) for the self- and cross-attention, grown by doubling: bias[i][j] does
+  // not depend on n, so each step slices its rows instead of rebuilding an (S, S) bias.
+  Tensor self_bias_table, cross_bias_table;
 };
 
 // Dropout by config: feature dropout (whole features per example) when use_feature_dropout.
@@ -55,6 +58,9 @@ class RelativePositionBias : public Module {
  public:
   explicit RelativePositionBias(const MegaConfig& config);
   Var forward(int64_t n);  // (n, n): bias[i][j] for query i, key j
+  // Decoding, no autograd: rows [first, first + rows), columns [0, cols) of the bias, read from `table`
+  // (rebuilt at twice the size when too small).
+  Var rows(int64_t first, int64_t rows, int64_t cols, Tensor& table);
 
  private:
   bool rotary_;
