@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <set>
+#include <sstream>
 
 #include "core/threading.h"
 
@@ -69,6 +70,12 @@ const char* buffer0_name(const OptimizerOptions& o) {
   return o.kind == OptimizerKind::Sgd ? "momentum_buffer" : "exp_avg";
 }
 
+std::string default_name(size_t group, size_t index) {
+  std::ostringstream name;
+  name << 'g' << group << '.' << index;
+  return name.str();
+}
+
 }  // namespace
 
 OptimizerKind optimizer_kind_from_name(const std::string& name) {
@@ -123,7 +130,7 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, OptimizerOptions options)
     std::vector<ParamState>& states = state_.emplace_back();
     for (size_t i = 0; i < group.params.size(); ++i) {
       const Var& p = group.params[i];
-      std::string name = group.names.empty() ? "g" + std::to_string(g) + "." + std::to_string(i) : group.names[i];
+      std::string name = group.names.empty() ? default_name(g, i) : group.names[i];
       MEGA_CHECK(p.defined() && p.requires_grad() && p.is_leaf(), "[optimizer] '", name,
                  "' is not a leaf parameter that requires grad");
       MEGA_CHECK(seen.insert(p.impl()).second, "[optimizer] parameter '", name, "' appears twice");
