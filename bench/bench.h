@@ -37,5 +37,6 @@ double median_ms(const std::function<void()>& body, int repeats);
 
 // One function per op family; bench/cmd_bench.cpp lists them.
 void bench_matmul(Table& table, const Options& options);
+void bench_norm(Table&, const Options&);
 
 }  // namespace mega::bench

@@ -34,6 +34,7 @@ int bench(const Args& args) {
   };
   const Family families[] = {
       {"matmul", bench::bench_matmul},
+      {"norm", bench::bench_norm},
   };
   std::cout << "threads: " << num_threads() << "\n";
   bench::Table table;

@@ -1,6 +1,8 @@
 // Tensor storage, views, copies and dtype conversion.
 #include "core/tensor.h"
 
+#include <malloc.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -48,7 +50,20 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+// A training step allocates the same large activations every iteration. glibc serves blocks above its
+// mmap threshold with fresh pages from the kernel, and first-touching them costs more than a small
+// matmul; keeping such blocks in the heap lets the next step reuse warm pages.
+static void keep_large_blocks_in_heap() {
+  static const bool done = [] {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    return true;
+  }();
+  (void)done;
+}
+
 std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
+  keep_large_blocks_in_heap();
   auto storage = std::make_shared<Storage>();
   size_t rounded = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);

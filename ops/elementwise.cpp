@@ -73,6 +73,19 @@ static void for_each_broadcast(const Shape& a, const Shape& b, const Shape& out,
 Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;
   Tensor out = Tensor::zeros(shape, g.dtype());
+  // Common case (bias gradients): `shape` is g's trailing dimensions, so g is rows of shape's size.
+  Shape trailing = shape;
+  while (!trailing.empty() && trailing.front() == 1) trailing.erase(trailing.begin());
+  if (trailing.size() <= g.shape().size() && std::equal(trailing.rbegin(), trailing.rend(), g.shape().rbegin())) {
+    int64_t width = shape_numel(shape), rows = width ? g.numel() / width : 0;
+    dispatch_floating(g.dtype(), "sum_to_shape", [&]<class T>() {
+      const T* src = g.data<T>();
+      T* dst = out.data<T>();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < width; ++j) dst[j] += src[r * width + j];
+    });
+    return out;
+  }
   dispatch_floating(g.dtype(), "sum_to_shape", [&]<class T>() {
     const T* src = g.data<T>();
     T* dst = out.data<T>();

@@ -1,0 +1,44 @@
+// Checkpoints of a run: output_dir/checkpoints/step-NNNNNNNN/ holding the model in HF's layout
+// (config.json + model.safetensors, so `from_pretrained(dir)` opens it), optimizer.safetensors and
+// trainer_state.json (step, RNG and data position, best metric). A checkpoint is written into a hidden
+// temporary folder and renamed into place, so a kill while saving never leaves a half checkpoint
+// under a real name; on resume the newest complete one is validated and a bad one is refused.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/tensor.h"
+
+namespace mega {
+
+struct Checkpoint {
+  nlohmann::json config;                    // HF config.json
+  std::map<std::string, Tensor> model;      // HF state-dict names
+  std::map<std::string, Tensor> optimizer;  // the optimizer's state
+  nlohmann::json trainer_state;             // step, rng, data position, best, ...
+};
+
+class CheckpointDir {
+ public:
+  explicit CheckpointDir(const std::string& run_dir);
+
+  // Writes step `step` atomically, then removes all but the newest `keep_last` and `keep_also` (the
+  // best step, when there is one). Returns the checkpoint's folder.
+  std::string save(int64_t step, const Checkpoint& checkpoint, int64_t keep_last,
+                   std::optional<int64_t> keep_also = std::nullopt);
+  // Complete checkpoints, oldest first (temporary folders of an interrupted save are not listed).
+  std::vector<std::string> list() const;
+  std::optional<std::string> newest() const;
+
+  // Reads and validates one checkpoint folder; errors name the folder and the file.
+  static Checkpoint load(const std::string& dir);
+
+ private:
+  std::string root_;
+};
+
+}  // namespace mega

@@ -1,0 +1,73 @@
+// Checkpoint folders: atomic save, retention of the last N and the best, refusal of damaged ones.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "recipes/checkpoint.h"
+
+using namespace mega;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::path(::testing::TempDir()) / name;
+  fs::remove_all(dir);
+  return dir;
+}
+
+Checkpoint sample(int64_t step) {
+  Checkpoint c;
+  c.config = {{"model_type", "mega"}, {"hidden_size", 4}};
+  c.model["w"] = Tensor::full({2, 2}, static_cast<double>(step));
+  c.optimizer["w.exp_avg"] = Tensor::full({2, 2}, 0.5);
+  c.trainer_state = {{"step", step}};
+  return c;
+}
+
+}  // namespace
+
+TEST(Checkpoint, SavesLoadsAndKeepsTheLastNAndTheBest) {
+  fs::path run = fresh_dir("ckpt_retention");
+  CheckpointDir dir(run.string());
+  for (int64_t step = 10; step <= 50; step += 10) dir.save(step, sample(step), 2, /*best=*/20);
+  std::vector<std::string> kept = dir.list();
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(fs::path(kept[0]).filename(), "step-00000020");
+  EXPECT_EQ(fs::path(kept[2]).filename(), "step-00000050");
+  Checkpoint back = CheckpointDir::load(*dir.newest());
+  EXPECT_EQ(back.trainer_state["step"], 50);
+  EXPECT_EQ(back.model.at("w").at(3), 50.0);
+  EXPECT_EQ(back.optimizer.at("w.exp_avg").at(0), 0.5);
+  EXPECT_TRUE(fs::exists(fs::path(*dir.newest()) / "config.json"));  // HF layout
+}
+
+TEST(Checkpoint, AnInterruptedSaveIsNotListed) {
+  fs::path run = fresh_dir("ckpt_interrupted");
+  CheckpointDir dir(run.string());
+  dir.save(1, sample(1), 3);
+  fs::create_directories(run / "checkpoints" / ".step-00000002.tmp");  // a save killed half way
+  EXPECT_EQ(fs::path(*dir.newest()).filename(), "step-00000001");
+}
+
+TEST(Checkpoint, ADamagedCheckpointIsRefusedNamingTheFile) {
+  fs::path run = fresh_dir("ckpt_damaged");
+  CheckpointDir dir(run.string());
+  std::string saved = dir.save(3, sample(3), 3);
+  fs::path model = fs::path(saved) / "model.safetensors";
+  fs::resize_file(model, fs::file_size(model) - 4);  // truncated
+  try {
+    CheckpointDir::load(saved);
+    FAIL() << "a truncated model.safetensors was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+  std::ofstream(fs::path(saved) / "trainer_state.json") << "{ not json";
+  try {
+    CheckpointDir::load(saved);
+    FAIL() << "a corrupt trainer_state.json was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer_state.json"), std::string::npos) << e.what();
+  }
+}
