@@ -48,6 +48,13 @@ Batch make_batch(const std::vector<SequenceExample>& examples, const std::vector
   return batch;
 }
 
+std::vector<int64_t> sequence_lengths(const std::vector<SequenceExample>& examples) {
+  std::vector<int64_t> lengths;
+  lengths.reserve(examples.size());
+  for (const SequenceExample& e : examples) lengths.push_back(static_cast<int64_t>(e.ids.size()));
+  return lengths;
+}
+
 std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& lengths, const BatchingOptions& options,
                                                 int64_t epoch) {
   MEGA_CHECK(options.batch_size >= 1, "[batching] batch_size must be >= 1, got ", options.batch_size);
@@ -83,7 +90,7 @@ BatchStream::BatchStream(const std::vector<SequenceExample>* examples, BatchingO
                          int64_t pad_to_multiple)
     : examples_(examples), options_(options), pad_id_(pad_id), pad_to_multiple_(pad_to_multiple) {
   MEGA_CHECK(examples_ && !examples_->empty(), "[batching] an empty dataset");
-  for (const SequenceExample& e : *examples_) lengths_.push_back(static_cast<int64_t>(e.ids.size()));
+  lengths_ = sequence_lengths(*examples_);
   // The count does not depend on the epoch: pools are cut the same way whatever the permutation.
   BatchingOptions unshuffled = options_;
   unshuffled.shuffle = false;

@@ -45,11 +45,14 @@ struct DataPosition {
   bool operator==(const DataPosition&) const = default;
 };
 
-// The example indices of each batch of `epoch`, given every example's length.
+std::vector<int64_t> sequence_lengths(const std::vector<SequenceExample>& examples);
+
+// The example indices of each batch of `epoch`, given every example's length. For evaluation, use
+// shuffle = false and epoch 0: a fixed order, still bucketed so batches pad little.
 std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& lengths, const BatchingOptions& options,
                                                 int64_t epoch);
 
-// Endless iteration over a dataset, epoch after epoch, for a training loop.
+// Endless iteration over a dataset, epoch after epoch, for a training loop. `examples` must outlive it.
 class BatchStream {
  public:
   BatchStream(const std::vector<SequenceExample>* examples, BatchingOptions options, int64_t pad_id = 0,

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
+#include "core/safetensors.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "optim/optimizer.h"
@@ -227,4 +229,25 @@ TEST(Optim, GradientAccumulationAddsAcrossBackwardCalls) {
   EXPECT_NEAR(p.value().at(1), -2.0 - 0.1 * 10.0, 1e-15);
   opt.zero_grad();
   EXPECT_FALSE(p.grad().defined());
+}
+
+TEST(Optim, StateSurvivesASafetensorsFile) {
+  // The trainer writes state_dict() to optimizer.safetensors; a 0-d I64 step and F32 moments round-trip.
+  OptimizerOptions o;
+  o.kind = OptimizerKind::AdamW;
+  Var p = Var::parameter(Tensor::from(std::vector<float>{1.0f, -2.0f}, {2}));
+  Optimizer first({ParamGroup{{p}, {"layer.weight"}, 1.0, 0.01}}, o);
+  p.set_grad(Tensor::from(std::vector<float>{0.5f, -0.25f}, {2}));
+  first.step(0.01);
+  std::string path = (std::filesystem::temp_directory_path() / "mega_test_optimizer.safetensors").string();
+  save_safetensors(path, first.state_dict());
+  Var q = Var::parameter(p.value().clone());
+  Optimizer second({ParamGroup{{q}, {"layer.weight"}, 1.0, 0.01}}, o);
+  second.load_state_dict(load_safetensors(path).tensors);
+  p.set_grad(Tensor::from(std::vector<float>{0.1f, 0.3f}, {2}));
+  q.set_grad(Tensor::from(std::vector<float>{0.1f, 0.3f}, {2}));
+  first.step(0.01);
+  second.step(0.01);
+  EXPECT_EQ(p.value().to_vector(), q.value().to_vector());
+  EXPECT_EQ(second.state_dict().at("layer.weight.step").item(), 2);
 }
