@@ -170,3 +170,20 @@ TEST(Recipe, BaseInheritanceIsRelativeRecursiveAndCycleChecked) {
   std::string missing = write("missing_base.yaml", "\nbase: nowhere.yaml\n");
   expect_error(missing, {}, missing + ":2: base: recipe '");
 }
+
+TEST(Recipe, ValidateCommandPrintsTheResolvedRecipeOrTheError) {
+  auto run = [](const std::string& args, std::string& output) {
+    FILE* pipe = popen((std::string(MEGA_BINARY) + " validate " + args + " 2>&1").c_str(), "r");
+    char buffer[4096];
+    output.clear();
+    while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+    return pclose(pipe);
+  };
+  std::string out;
+  EXPECT_EQ(run(source_dir() + "/recipes/configs/lra/listops_small.yaml model.hidden_size=48", out), 0) << out;
+  EXPECT_NE(out.find("  hidden_size: 48\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  betas: [0.9, 0.98]\n"), std::string::npos) << out;
+  std::string bad = write("cli_bad.yaml", "train:\n  max_steps: 10\n  threads: -1\n");
+  EXPECT_NE(run(bad, out), 0);
+  EXPECT_NE(out.find(bad + ":3: train.threads: -1 is out of range"), std::string::npos) << out;
+}
