@@ -190,4 +190,15 @@ ListOpsFile load_listops_tsv(const std::string& path, int64_t max_length) {
   return file;
 }
 
+ListOpsSplits load_listops_splits(const std::string& dir, int64_t max_length) {
+  return {load_listops_tsv(dir + "/basic_train.tsv", max_length), load_listops_tsv(dir + "/basic_val.tsv", max_length),
+          load_listops_tsv(dir + "/basic_test.tsv", max_length)};
+}
+
+bool listops_dataset_exists(const std::string& dir) {
+  for (const char* split : {"train", "val", "test"})
+    if (!std::filesystem::exists(dir + "/basic_" + split + ".tsv")) return false;
+  return true;
+}
+
 }  // namespace mega

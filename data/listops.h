@@ -71,4 +71,13 @@ struct ListOpsFile {
 // tab-separated fields, an empty source or a target outside 0-9 is an error naming the file and line.
 ListOpsFile load_listops_tsv(const std::string& path, int64_t max_length);
 
+struct ListOpsSplits {
+  ListOpsFile train, val, test;
+};
+
+// Loads DIR/basic_{train,val,test}.tsv (the LRA release's names), each cut to max_length tokens.
+ListOpsSplits load_listops_splits(const std::string& dir, int64_t max_length);
+// True when DIR holds the three files.
+bool listops_dataset_exists(const std::string& dir);
+
 }  // namespace mega

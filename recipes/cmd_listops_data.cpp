@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <utility>
 
 #include "data/listops.h"
 #include "recipes/commands.h"
@@ -25,8 +26,10 @@ int listops_data(const Args& args) {
   write_listops_dataset(d.dir, d.generator, d.train_examples, d.val_examples, d.test_examples, d.generator_seed);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("wrote %s/basic_{train,val,test}.tsv in %.1f s\n", d.dir.c_str(), seconds);
-  for (const char* split : {"train", "val", "test"}) {
-    ListOpsFile file = load_listops_tsv(d.dir + "/basic_" + split + ".tsv", d.max_length);
+  ListOpsSplits splits = load_listops_splits(d.dir, d.max_length);
+  const std::pair<const char*, const ListOpsFile&> files[] = {
+      {"train", splits.train}, {"val", splits.val}, {"test", splits.test}};
+  for (const auto& [split, file] : files) {
     std::array<int64_t, kListOpsClasses> labels{};
     int64_t longest = 0, total = 0;
     for (const SequenceExample& e : file.examples) {

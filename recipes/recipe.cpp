@@ -577,6 +577,20 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   return recipe;
 }
 
+int64_t total_updates(const Recipe& recipe, int64_t batches_per_epoch) {
+  const TrainRecipe& t = recipe.train;
+  if (t.max_steps > 0) return t.max_steps;
+  MEGA_CHECK(batches_per_epoch > 0, "total_updates: no batches per epoch");
+  return (t.max_epochs * batches_per_epoch + t.accumulate - 1) / t.accumulate;
+}
+
+Schedule resolved_schedule(const Recipe& recipe, int64_t batches_per_epoch) {
+  Schedule schedule = recipe.schedule;
+  if (recipe.is_null("schedule.total_steps")) schedule.total_steps = total_updates(recipe, batches_per_epoch);
+  validate(schedule);
+  return schedule;
+}
+
 std::string recipe_to_yaml(const Recipe& recipe) {
   YAML::Emitter out;
   out << YAML::Comment("resolved from " + recipe.path) << YAML::Newline;

@@ -120,6 +120,11 @@ struct Recipe {
 // value and the cross-key constraints, and builds the typed sections.
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
 
+// Updates the run makes: train.max_steps, else ceil(max_epochs * batches_per_epoch / accumulate).
+int64_t total_updates(const Recipe& recipe, int64_t batches_per_epoch);
+// recipe.schedule with total_steps filled in (schedule.total_steps, else total_updates) and validated.
+Schedule resolved_schedule(const Recipe& recipe, int64_t batches_per_epoch);
+
 // The resolved recipe as YAML (every key, schema order), loadable again with the same result.
 std::string recipe_to_yaml(const Recipe& recipe);
 

@@ -236,3 +236,18 @@ TEST(Batching, StreamResumesFromASavedPosition) {
   for (int k = 0; k < 7; ++k) EXPECT_EQ(resumed.next().indices, expected[k]) << "batch " << k;
   EXPECT_THROW(resumed.set_position({0, 8}), Error);
 }
+
+TEST(ListOps, SplitsLoadFromADirectory) {
+  ListOpsGeneratorOptions o;
+  o.min_length = 10;
+  o.max_length = 40;
+  auto dir = (std::filesystem::temp_directory_path() / "mega_test_listops" / "splits").string();
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(listops_dataset_exists(dir));
+  write_listops_dataset(dir, o, 12, 3, 4, 2);
+  EXPECT_TRUE(listops_dataset_exists(dir));
+  ListOpsSplits splits = load_listops_splits(dir, 0);
+  EXPECT_EQ(splits.train.examples.size(), 12u);
+  EXPECT_EQ(splits.val.examples.size(), 3u);
+  EXPECT_EQ(splits.test.examples.size(), 4u);
+}

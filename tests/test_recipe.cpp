@@ -187,3 +187,14 @@ TEST(Recipe, ValidateCommandPrintsTheResolvedRecipeOrTheError) {
   EXPECT_NE(run(bad, out), 0);
   EXPECT_NE(out.find(bad + ":3: train.threads: -1 is out of range"), std::string::npos) << out;
 }
+
+TEST(Recipe, EpochBudgetsBecomeUpdateCounts) {
+  std::string path = write("epochs.yaml", "train:\n  max_epochs: 3\n  accumulate: 2\nschedule:\n  warmup_steps: 5\n");
+  Recipe r = load_recipe(path);
+  EXPECT_EQ(r.schedule.total_steps, 0);  // unknown until the data is loaded
+  EXPECT_EQ(total_updates(r, 11), 17);   // ceil(3 * 11 / 2)
+  EXPECT_EQ(resolved_schedule(r, 11).total_steps, 17);
+  EXPECT_THROW(resolved_schedule(r, 2), Error);  // 3 updates cannot hold 5 warmup steps
+  Recipe steps = load_recipe(path, {"train.max_epochs=null", "train.max_steps=40"});
+  EXPECT_EQ(resolved_schedule(steps, 11).total_steps, 40);
+}
