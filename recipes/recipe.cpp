@@ -102,7 +102,8 @@ std::vector<KeySpec> build_schema() {
       key_dropout("model.classifier_dropout", std::nullopt, "null: dropout_prob"),
       // ---- data ----
       key_string("data.task", "listops", {"listops"}, ""),
-      key_string("data.dir", "data/listops", {}, "holds basic_{train,val,test}.tsv; relative to the working directory"),
+      key_string("data.dir", "data_cache/listops", {},
+                 "holds basic_{train,val,test}.tsv; relative to the working directory (data_cache/ is git-ignored)"),
       key_int("data.max_length", 2000, 1, big, "sequences are cut to this many tokens"),
       key_int("data.bucket_batches", 50, 1, big, "batches per length-sorted pool (1: no bucketing)"),
       key_bool("data.generate", false, "generate the dataset when data.dir lacks it"),
