@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -336,6 +337,15 @@ void walk(const YAML::Node& map, const std::string& prefix, const std::string& f
   }
 }
 
+// "\n  N | text" for 0-based line `index` of a file, to show where a parse error was found.
+std::string source_line(const std::string& path, int index) {
+  std::ifstream in(path);
+  std::string line;
+  for (int i = 0; i <= index && std::getline(in, line); ++i)
+    if (i == index) return "\n  " + std::to_string(index + 1) + " | " + line;
+  return "";
+}
+
 // Loads one file and its bases: the bases' entries overlaid by this file's.
 Entries load_file(const std::string& path, std::vector<std::string>& chain, const Origin& included_from) {
   namespace fs = std::filesystem;
@@ -353,7 +363,7 @@ Entries load_file(const std::string& path, std::vector<std::string>& chain, cons
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::ParserException& e) {
-    fail(path, ":", e.mark.line + 1, ":", e.mark.column + 1, ": malformed YAML: ", e.msg);
+    fail(path, ":", e.mark.line + 1, ":", e.mark.column + 1, ": malformed YAML: ", e.msg, source_line(path, e.mark.line));
   } catch (const YAML::BadFile&) {
     fail("cannot read recipe '", path, "'");
   }

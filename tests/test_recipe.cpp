@@ -148,8 +148,10 @@ TEST(Recipe, CrossKeyConstraintsNameTheDecidingKey) {
 
 TEST(Recipe, MalformedYamlNamesFileAndLine) {
   std::string path = write("malformed.yaml", "train:\n  max_steps: 10\n  batch_size: [1, 2\nmodel: {}\n");
-  expect_error(path, {}, path + ":");
+  // The parser reports where it noticed the problem (the next line), and the message shows that line.
+  expect_error(path, {}, path + ":4:");
   expect_error(path, {}, "malformed YAML");
+  expect_error(path, {}, "\n  4 | model: {}");
   path = write("duplicate.yaml", "train:\n  max_steps: 10\n  max_steps: 20\n");
   expect_error(path, {}, path + ":3: train.max_steps: is set twice");
 }
