@@ -10,7 +10,7 @@
 
 namespace mega {
 
-Var embedding(const Tensor& ids, const Var& weight) {
+Var embedding(const Tensor& ids, const Var& weight, int64_t padding_idx) {
   MEGA_CHECK(ids.defined(), "[embedding] ids are undefined");
   MEGA_CHECK(ids.dtype() == DType::I64, "[embedding] ids must be I64, got ", dtype_name(ids.dtype()));
   MEGA_CHECK(weight.defined() && weight.dim() == 2, "[embedding] weight must be (V, D), got shape ",
@@ -34,16 +34,18 @@ Var embedding(const Tensor& ids, const Var& weight) {
     for (int64_t i = lo; i < hi; ++i) std::memcpy(dst + i * row_bytes, table + id[i] * row_bytes, row_bytes);
   });
 
-  // Backward: dweight[v] = sum of g[i] over the positions i with ids[i] == v (repeated ids accumulate).
-  // Serial over positions, so the summation order is fixed. Saved: the ids (shared, not copied).
+  // Backward: dweight[v] = sum of g[i] over the positions i with ids[i] == v (repeated ids accumulate),
+  // except the padding row, which gets none (PyTorch's padding_idx). Serial over positions, so the
+  // summation order is fixed. Saved: the ids (shared, not copied).
   Tensor saved_ids = ids;
-  return record("embedding", out, {weight}, [saved_ids, V, D, n](const Tensor& g) -> std::vector<Tensor> {
+  return record("embedding", out, {weight}, [saved_ids, V, D, n, padding_idx](const Tensor& g) -> std::vector<Tensor> {
     Tensor dw = Tensor::zeros({V, D}, g.dtype());
     const int64_t* id = saved_ids.data<int64_t>();
     dispatch_floating(g.dtype(), "embedding", [&]<class T>() {
       const T* gd = g.data<T>();
       T* d = dw.data<T>();
       for (int64_t i = 0; i < n; ++i) {
+        if (id[i] == padding_idx) continue;
         T* row = d + id[i] * D;
         const T* src = gd + i * D;
         for (int64_t j = 0; j < D; ++j) row[j] += src[j];

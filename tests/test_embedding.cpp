@@ -40,6 +40,16 @@ TEST(Embedding, RepeatedIdsAccumulateTheirGradients) {
   for (int64_t i = 0; i < 8; ++i) EXPECT_EQ(weight.grad().at(i), expected[i]) << i;
 }
 
+TEST(Embedding, PaddingRowGetsNoGradient) {
+  Var weight(Tensor::zeros({4, 2}, DType::F64), true);
+  Tensor ids = Tensor::from(std::vector<int64_t>{1, 0, 1, 3}, {4});
+  Var out = embedding(ids, weight, /*padding_idx=*/1);
+  EXPECT_EQ(out.value().at(0), weight.value().at(2));  // the lookup itself is unchanged
+  out.backward(Tensor::full({4, 2}, 1.0, DType::F64));
+  std::vector<double> expected = {1, 1, 0, 0, 0, 0, 1, 1};
+  for (int64_t i = 0; i < 8; ++i) EXPECT_EQ(weight.grad().at(i), expected[i]) << i;
+}
+
 TEST(Embedding, Gradcheck) {
   Tensor ids = Tensor::from(std::vector<int64_t>{1, 3, 1, 0, 3, 3}, {3, 2});
   EXPECT_GRADCHECK([&](const std::vector<Var>& v) { return embedding(ids, v[0]); },
