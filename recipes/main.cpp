@@ -21,6 +21,8 @@ const std::map<std::string, Command>& commands() {
       {"version", {mega::cli::version, "version, commit, compiler, oneDNN/FFTW versions, ISA, threads"}},
       {"bench", {mega::cli::bench, "benchmarks: 'mega bench ops' times every op family"}},
       {"train-mlp", {mega::cli::train_mlp, "train a small MLP on a generated task (engine smoke run)"}},
+      {"validate", {mega::cli::validate, "check a recipe without training and print it resolved"}},
+      {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},
   };
   return table;
 }
