@@ -1,6 +1,7 @@
 // Reductions over all elements or one axis. An axis reduction views x as (outer, n, inner) and reduces n.
 #include "ops/reduce.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "core/threading.h"
@@ -69,7 +70,9 @@ static Var scaled_axis_sum(const char* op, const Var& x, int64_t axis, bool keep
   dispatch_floating(x.dtype(), op, [&]<class T>() {
     const T* p = x.value().data<T>();
     T* o = out.data<T>();
-    parallel_for(v.outer, 1, [&](int64_t lo, int64_t hi) {
+    // Rows of less than ~32K elements in all stay serial: a parallel region costs more than them.
+    int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, v.n * v.inner));
+    parallel_for(v.outer, grain, [&](int64_t lo, int64_t hi) {
       for (int64_t a = lo; a < hi; ++a) {
         T* row = o + a * v.inner;
         for (int64_t c = 0; c < v.inner; ++c) row[c] = 0;

@@ -1,0 +1,629 @@
+// Recipe loading: the schema, YAML walking with file/line origins, base inheritance, command-line
+// overrides, range and cross-key checks, the typed sections, and writing a resolved recipe back.
+#include "recipes/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace mega {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+using Strings = std::vector<std::string>;
+const Strings kActivations = {"linear", "relu", "silu", "swish", "gelu", "gelu_accurate", "tanh", "sigmoid", "softplus"};
+
+KeySpec make_spec(std::string path, ValueType type, RecipeValue def) {
+  return KeySpec{.path = std::move(path), .type = type, .default_value = std::move(def), .nullable = false,
+                 .min = -kInf, .max = kInf, .max_open = false, .choices = {}, .list_size = 0, .help = {}};
+}
+KeySpec key_int(std::string path, std::optional<int64_t> def, double min, double max, std::string help) {
+  KeySpec s = make_spec(std::move(path), ValueType::Int, def ? RecipeValue(*def) : RecipeValue());
+  s.nullable = !def;
+  s.min = min;
+  s.max = max;
+  s.help = std::move(help);
+  return s;
+}
+KeySpec key_float(std::string path, std::optional<double> def, double min, double max, bool max_open,
+                  std::string help) {
+  KeySpec s = make_spec(std::move(path), ValueType::Float, def ? RecipeValue(*def) : RecipeValue());
+  s.nullable = !def;
+  s.min = min;
+  s.max = max;
+  s.max_open = max_open;
+  s.help = std::move(help);
+  return s;
+}
+KeySpec key_bool(std::string path, bool def, std::string help) {
+  KeySpec s = make_spec(std::move(path), ValueType::Bool, def);
+  s.help = std::move(help);
+  return s;
+}
+KeySpec key_string(std::string path, std::string def, Strings choices, std::string help) {
+  KeySpec s = make_spec(std::move(path), ValueType::String, std::move(def));
+  s.choices = std::move(choices);
+  s.help = std::move(help);
+  return s;
+}
+KeySpec key_dropout(std::string path, std::optional<double> def, std::string help) {
+  return key_float(std::move(path), def, 0, 1, true, std::move(help));
+}
+
+std::vector<KeySpec> build_schema() {
+  const double big = 1e9;
+  std::vector<KeySpec> s = {
+      // ---- model: HF MegaConfig names (defaults are HF's), then the task head ----
+      key_int("model.vocab_size", std::nullopt, 1, big, "token vocabulary; null: the dataset's"),
+      key_int("model.hidden_size", 128, 1, 65536, "D, the model dimension"),
+      key_int("model.num_hidden_layers", 4, 1, 1000, "Mega blocks"),
+      key_int("model.intermediate_size", 256, 1, big, "the gated attention's value/hidden dimension"),
+      key_int("model.ema_projection_size", 16, 1, 4096, "N, EMA dimensions per feature"),
+      key_bool("model.bidirectional", true, "two-directional EMA"),
+      key_int("model.shared_representation_size", 64, 1, 65536, "Z, the shared query/key dimension"),
+      key_bool("model.use_chunking", false, "Mega-chunk: attention within chunks of chunk_size"),
+      key_int("model.chunk_size", -1, -1, big, "-1: no chunking"),
+      key_int("model.truncation", std::nullopt, 1, big, "EMA kernel length; null: the sequence length"),
+      key_bool("model.normalize_before_mega", true, "pre-norm (true) or post-norm (false)"),
+      key_string("model.normalization_type", "scalenorm", {"layernorm", "scalenorm", "rmsnorm", "batchnorm"}, ""),
+      key_bool("model.norm_affine", true, "learned gain/bias in the norms"),
+      key_string("model.activation", "silu", kActivations, ""),
+      key_string("model.attention_activation", "softmax", {"softmax", "laplace", "relu2"}, ""),
+      key_dropout("model.dropout_prob", 0.1, "dropout on block outputs"),
+      key_dropout("model.hidden_dropout_prob", 0.1, "dropout on the gated attention's hidden units"),
+      key_dropout("model.attention_probs_dropout_prob", 0.1, "dropout on attention weights"),
+      key_bool("model.use_feature_dropout", false, "drop whole features instead of elements"),
+      key_bool("model.use_normalized_ffn", true, "a normalized feed-forward network after each block"),
+      key_int("model.nffn_hidden_size", 256, 1, big, ""),
+      key_bool("model.normalize_before_ffn", true, ""),
+      key_dropout("model.nffn_activation_dropout_prob", 0.1, ""),
+      key_int("model.max_positions", 2048, 1, big, "longest sequence (relative position bias size)"),
+      key_bool("model.add_token_type_embeddings", false, ""),
+      key_int("model.type_vocab_size", 2, 1, big, ""),
+      key_float("model.initializer_range", 0.02, 0, kInf, false, ""),
+      key_float("model.ema_delta_alpha_range", 0.2, 0, kInf, false, ""),
+      key_float("model.ema_beta_range", 0.02, 0, kInf, false, ""),
+      key_float("model.ema_gamma_omega_range", 1.0, 0, kInf, false, ""),
+      key_string("model.relative_positional_bias", "rotary", {"simple", "rotary"}, ""),
+      key_int("model.pad_token_id", std::nullopt, 0, big, "null: the dataset's"),
+      key_string("model.head", "sequence_classification", {"sequence_classification"}, "the task head"),
+      key_int("model.num_labels", std::nullopt, 1, big, "classes; null: the dataset's"),
+      key_string("model.pooling", "mean", {"mean", "first"}, "sentence representation: mean of tokens or the first"),
+      key_int("model.classifier_layers", 1, 0, 16, "hidden Linear+activation layers before the output projection"),
+      key_int("model.classifier_hidden_size", std::nullopt, 1, big, "null: hidden_size"),
+      key_string("model.classifier_activation", "gelu", kActivations, ""),
+      key_dropout("model.classifier_dropout", std::nullopt, "null: dropout_prob"),
+      // ---- data ----
+      key_string("data.task", "listops", {"listops"}, ""),
+      key_string("data.dir", "data_cache/listops", {},
+                 "holds basic_{train,val,test}.tsv; relative to the working directory (data_cache/ is git-ignored)"),
+      key_int("data.max_length", 2000, 1, big, "sequences are cut to this many tokens"),
+      key_int("data.bucket_batches", 50, 1, big, "batches per length-sorted pool (1: no bucketing)"),
+      key_bool("data.generate", false, "generate the dataset when data.dir lacks it"),
+      key_int("data.generator.seed", 0, 0, 9.2e18, ""),
+      key_int("data.generator.train_examples", 96000, 1, big, ""),
+      key_int("data.generator.val_examples", 2000, 1, big, ""),
+      key_int("data.generator.test_examples", 2000, 1, big, ""),
+      key_int("data.generator.min_length", 500, 1, big, "tokens, inclusive"),
+      key_int("data.generator.max_length", 2000, 1, big, "tokens, inclusive"),
+      key_int("data.generator.max_depth", 10, 1, 100, ""),
+      key_int("data.generator.max_args", 10, 2, 1000, ""),
+      // ---- optim ----
+      key_string("optim.name", "adamw", {"sgd", "adam", "adamw"}, "adam: L2 decay in the gradient; adamw: decoupled"),
+      key_float("optim.lr", 1e-3, 0, 100, false, "peak learning rate"),
+      [] {
+        KeySpec betas = make_spec("optim.betas", ValueType::FloatList, std::vector<double>{0.9, 0.999});
+        betas.min = 0;
+        betas.max = 1;
+        betas.max_open = true;
+        betas.list_size = 2;
+        return betas;
+      }(),
+      key_float("optim.eps", 1e-8, 0, 1, false, ""),
+      key_float("optim.weight_decay", 0.0, 0, 100, false, ""),
+      key_float("optim.momentum", 0.0, 0, 1, false, "SGD"),
+      key_float("optim.dampening", 0.0, 0, 1, false, "SGD"),
+      key_bool("optim.nesterov", false, "SGD"),
+      [] {
+        KeySpec no_decay = make_spec("optim.no_decay", ValueType::StringList, Strings{});
+        no_decay.help = "parameter-name substrings with no weight decay (biases, norms, ...)";
+        return no_decay;
+      }(),
+      // ---- schedule ----
+      key_string("schedule.name", "linear", {"constant", "linear", "cosine", "inverse_sqrt"}, ""),
+      key_int("schedule.warmup_steps", 0, 0, big, ""),
+      key_float("schedule.warmup_init_lr", 0.0, 0, 100, false, ""),
+      key_float("schedule.warmup_power", 1.0, 1e-6, 100, false, ""),
+      key_float("schedule.end_lr", 0.0, 0, 100, false, ""),
+      key_int("schedule.total_steps", std::nullopt, 1, big, "null: train.max_steps"),
+      // ---- train ----
+      key_int("train.batch_size", 32, 1, 1e6, ""),
+      key_int("train.eval_batch_size", std::nullopt, 1, 1e6, "null: batch_size"),
+      key_int("train.max_steps", std::nullopt, 1, big, "updates; set this or max_epochs"),
+      key_int("train.max_epochs", std::nullopt, 1, big, "set this or max_steps"),
+      key_int("train.eval_interval", 1000, 1, big, "updates between evaluations"),
+      key_int("train.save_interval", 1000, 1, big, "updates between checkpoints"),
+      key_int("train.log_interval", 100, 1, big, "updates between log lines"),
+      key_int("train.seed", 0, 0, 9.2e18, ""),
+      key_int("train.threads", 0, 0, 4096, "0: $MEGA_NUM_THREADS or every core"),
+      key_float("train.grad_clip", 0.0, 0, kInf, false, "global-norm limit; 0: none"),
+      key_int("train.accumulate", 1, 1, 1e6, "micro-batches per update"),
+      key_string("output_dir", "runs/default", {}, "checkpoints and logs"),
+  };
+  return s;
+}
+
+const KeySpec* find_spec(const std::string& path) {
+  for (const KeySpec& spec : recipe_schema())
+    if (spec.path == path) return &spec;
+  return nullptr;
+}
+
+bool is_section(const std::string& path) {
+  for (const KeySpec& spec : recipe_schema())
+    if (spec.path.size() > path.size() && spec.path.compare(0, path.size(), path) == 0 && spec.path[path.size()] == '.')
+      return true;
+  return false;
+}
+
+std::string where(const Origin& origin) {
+  return origin.line > 0 ? origin.file + ":" + std::to_string(origin.line) : origin.file;
+}
+
+template <class... Parts>
+[[noreturn]] void recipe_error(const Origin& origin, const std::string& path, const Parts&... parts) {
+  fail(where(origin), ": ", path, ": ", parts...);
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion(const std::string& path) {
+  std::string best;
+  size_t best_distance = 4;  // suggest only near misses
+  for (const KeySpec& spec : recipe_schema()) {
+    size_t d = edit_distance(path, spec.path);
+    if (d < best_distance) best_distance = d, best = spec.path;
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+std::string format_double(double value) {
+  char buffer[64];
+  auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  std::string text(buffer, end);
+  // Keep a float recognisable as one when written back (1 -> 1.0).
+  if (text.find_first_of(".einf") == std::string::npos) text += ".0";
+  return text;
+}
+
+std::string scalar_text(const YAML::Node& node) { return node.IsScalar() ? node.Scalar() : std::string(); }
+
+bool parse_int(const std::string& text, int64_t& out) {
+  const char* begin = text.data() + (!text.empty() && text[0] == '+');
+  auto [end, error] = std::from_chars(begin, text.data() + text.size(), out);
+  return error == std::errc() && end == text.data() + text.size() && begin != end;
+}
+
+bool parse_double(const std::string& text, double& out) {
+  if (text.empty()) return false;
+  const char* begin = text.data() + (text[0] == '+');
+  auto [end, error] = std::from_chars(begin, text.data() + text.size(), out);
+  return error == std::errc() && end == text.data() + text.size() && std::isfinite(out);
+}
+
+void check_range(double value, const KeySpec& spec, const Origin& origin, const std::string& text) {
+  bool too_small = value < spec.min;
+  bool too_large = spec.max_open ? value >= spec.max : value > spec.max;
+  if (too_small || too_large) {
+    auto bound = [](double b) { return std::isinf(b) ? std::string(b < 0 ? "-inf" : "inf") : format_double(b); };
+    recipe_error(origin, spec.path, text, " is out of range [", bound(spec.min), ", ", bound(spec.max),
+                 spec.max_open ? ")" : "]");
+  }
+}
+
+// Converts one YAML value to the key's type, checking its range or choices.
+RecipeValue parse_value(const YAML::Node& node, const KeySpec& spec, const Origin& origin) {
+  if (node.IsNull()) {
+    if (spec.nullable) return std::monostate{};
+    recipe_error(origin, spec.path, "must not be null (expected ", value_type_name(spec.type), ")");
+  }
+  auto expect_scalar = [&](const YAML::Node& n) {
+    if (!n.IsScalar())
+      recipe_error(origin, spec.path, "expected ", value_type_name(spec.type), ", got a ",
+                   n.IsMap() ? "mapping" : "sequence");
+    return n.Scalar();
+  };
+  switch (spec.type) {
+    case ValueType::Bool: {
+      std::string text = expect_scalar(node);
+      if (text == "true" || text == "True" || text == "TRUE") return true;
+      if (text == "false" || text == "False" || text == "FALSE") return false;
+      recipe_error(origin, spec.path, "expected true or false, got '", text, "'");
+    }
+    case ValueType::Int: {
+      std::string text = expect_scalar(node);
+      int64_t value = 0;
+      if (!parse_int(text, value)) recipe_error(origin, spec.path, "expected an integer, got '", text, "'");
+      check_range(static_cast<double>(value), spec, origin, text);
+      return value;
+    }
+    case ValueType::Float: {
+      std::string text = expect_scalar(node);
+      double value = 0;
+      if (!parse_double(text, value)) recipe_error(origin, spec.path, "expected a number, got '", text, "'");
+      check_range(value, spec, origin, text);
+      return value;
+    }
+    case ValueType::String: {
+      std::string text = expect_scalar(node);
+      if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(), text) == spec.choices.end()) {
+        std::string allowed;
+        for (const std::string& c : spec.choices) allowed += (allowed.empty() ? "" : ", ") + c;
+        recipe_error(origin, spec.path, "'", text, "' is not one of ", allowed);
+      }
+      return text;
+    }
+    case ValueType::FloatList: {
+      if (!node.IsSequence()) recipe_error(origin, spec.path, "expected a list of numbers, e.g. [0.9, 0.98]");
+      if (spec.list_size && node.size() != spec.list_size)
+        recipe_error(origin, spec.path, "expected a list of ", spec.list_size, " numbers, got ", node.size());
+      std::vector<double> values;
+      for (const YAML::Node& item : node) {
+        std::string text = scalar_text(item);
+        double value = 0;
+        if (!parse_double(text, value)) recipe_error(origin, spec.path, "expected a number, got '", text, "'");
+        check_range(value, spec, origin, text);
+        values.push_back(value);
+      }
+      return values;
+    }
+    case ValueType::StringList: {
+      if (!node.IsSequence()) recipe_error(origin, spec.path, "expected a list of strings, e.g. [bias, norm]");
+      Strings values;
+      for (const YAML::Node& item : node) {
+        if (!item.IsScalar()) recipe_error(origin, spec.path, "expected a list of strings");
+        values.push_back(item.Scalar());
+      }
+      return values;
+    }
+  }
+  fail("unreachable");
+}
+
+using Entries = std::map<std::string, RecipeEntry>;
+
+// Walks a mapping of `file` under `prefix`, adding each leaf to `out`.
+void walk(const YAML::Node& map, const std::string& prefix, const std::string& file, Entries& out) {
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key = it->first, value = it->second;  // copies: the iterator yields temporaries
+    Origin origin{file, key.Mark().line + 1};
+    std::string name = key.IsScalar() ? key.Scalar() : "?";
+    std::string path = prefix.empty() ? name : prefix + "." + name;
+    if (!key.IsScalar()) recipe_error(origin, prefix.empty() ? "(top level)" : prefix, "a key must be a plain name");
+    if (!seen.insert(name).second) recipe_error(origin, path, "is set twice in the same mapping");
+    if (path == "base") continue;  // handled by load_file
+    if (is_section(path)) {
+      if (value.IsNull()) continue;  // an empty section
+      if (!value.IsMap()) recipe_error(origin, path, "expected a mapping of keys (a section), got a value");
+      walk(value, path, file, out);
+      continue;
+    }
+    const KeySpec* spec = find_spec(path);
+    if (!spec) recipe_error(origin, path, "unknown key", suggestion(path));
+    Origin value_origin{file, value.Mark().line >= 0 ? value.Mark().line + 1 : origin.line};
+    out[path] = RecipeEntry{parse_value(value, *spec, value_origin), value_origin};
+  }
+}
+
+// "\n  N | text" for 0-based line `index` of a file, to show where a parse error was found.
+std::string source_line(const std::string& path, int index) {
+  std::ifstream in(path);
+  std::string line;
+  for (int i = 0; i <= index && std::getline(in, line); ++i)
+    if (i == index) return "\n  " + std::to_string(index + 1) + " | " + line;
+  return "";
+}
+
+// Loads one file and its bases: the bases' entries overlaid by this file's.
+Entries load_file(const std::string& path, std::vector<std::string>& chain, const Origin& included_from) {
+  namespace fs = std::filesystem;
+  std::string canonical = fs::weakly_canonical(fs::path(path)).string();
+  if (std::find(chain.begin(), chain.end(), canonical) != chain.end()) {
+    std::string cycle;
+    for (const std::string& f : chain) cycle += f + " -> ";
+    recipe_error(included_from, "base", "inheritance cycle: ", cycle, canonical);
+  }
+  if (!fs::exists(path)) {
+    if (included_from.file.empty()) fail("recipe '", path, "' does not exist");
+    recipe_error(included_from, "base", "recipe '", path, "' does not exist");
+  }
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::ParserException& e) {
+    fail(path, ":", e.mark.line + 1, ":", e.mark.column + 1, ": malformed YAML: ", e.msg, source_line(path, e.mark.line));
+  } catch (const YAML::BadFile&) {
+    fail("cannot read recipe '", path, "'");
+  }
+  if (root.IsNull()) return {};
+  if (!root.IsMap()) fail(path, ":", root.Mark().line + 1, ": (top level): a recipe is a mapping of sections");
+
+  Entries entries;
+  chain.push_back(canonical);
+  if (YAML::Node base = root["base"]) {
+    Origin origin{path, base.Mark().line + 1};
+    if (!base.IsScalar() || base.Scalar().empty()) recipe_error(origin, "base", "expected a file name");
+    fs::path base_path = fs::path(path).parent_path() / base.Scalar();
+    entries = load_file(base_path.lexically_normal().string(), chain, origin);
+  }
+  chain.pop_back();
+  Entries own;
+  walk(root, "", path, own);
+  for (auto& [key, entry] : own) entries[key] = std::move(entry);
+  return entries;
+}
+
+void apply_override(const std::string& text, int64_t index, Entries& entries) {
+  Origin origin{"<command line>", index};
+  size_t equals = text.find('=');
+  if (equals == std::string::npos || equals == 0)
+    fail("<command line>:", index, ": override '", text, "' is not of the form key.sub=value");
+  std::string path = text.substr(0, equals), value_text = text.substr(equals + 1);
+  const KeySpec* spec = find_spec(path);
+  if (!spec) {
+    if (path == "base") recipe_error(origin, path, "cannot be overridden");
+    recipe_error(origin, path, is_section(path) ? "is a section; override one of its keys" : "unknown key",
+                 is_section(path) ? "" : suggestion(path));
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_text);
+  } catch (const YAML::ParserException& e) {
+    recipe_error(origin, path, "malformed value '", value_text, "': ", e.msg);
+  }
+  entries[path] = RecipeEntry{parse_value(value, *spec, origin), origin};
+}
+
+// Constraints between keys, checked on the resolved entries. Errors point at the entry that decides.
+void check_cross_keys(const Recipe& r) {
+  auto fail_at = [&](const std::string& path, const auto&... parts) {
+    recipe_error(r.entry(path).origin, path, parts...);
+  };
+  if (r.is_null("train.max_steps") == r.is_null("train.max_epochs"))
+    fail_at(r.is_null("train.max_steps") ? "train.max_steps" : "train.max_epochs",
+            "set exactly one of train.max_steps and train.max_epochs");
+  if (r.get_bool("model.use_chunking") && r.get_int("model.chunk_size") <= 0)
+    fail_at("model.chunk_size", "must be > 0 when model.use_chunking is true, got ", r.get_int("model.chunk_size"));
+  if (r.get_int("model.chunk_size") == 0) fail_at("model.chunk_size", "must be -1 (no chunking) or > 0");
+  if (r.get_string("model.relative_positional_bias") == "rotary" && r.get_int("model.shared_representation_size") % 2)
+    fail_at("model.shared_representation_size", "must be even for the rotary bias, got ",
+            r.get_int("model.shared_representation_size"));
+  if (r.get_int("data.max_length") > r.get_int("model.max_positions"))
+    fail_at("data.max_length", r.get_int("data.max_length"), " exceeds model.max_positions (",
+            r.get_int("model.max_positions"), ")");
+  if (r.get_int("data.generator.min_length") > r.get_int("data.generator.max_length"))
+    fail_at("data.generator.min_length", r.get_int("data.generator.min_length"),
+            " exceeds data.generator.max_length (", r.get_int("data.generator.max_length"), ")");
+  if (r.get_bool("optim.nesterov") && (r.get_float("optim.momentum") <= 0 || r.get_float("optim.dampening") != 0))
+    fail_at("optim.nesterov", "needs optim.momentum > 0 and optim.dampening 0");
+  const std::string schedule = r.get_string("schedule.name");
+  if ((schedule == "linear" || schedule == "cosine") && r.schedule.total_steps > 0 &&
+      r.schedule.total_steps <= r.schedule.warmup_steps)
+    fail_at("schedule.warmup_steps", r.schedule.warmup_steps, " warmup steps leave no room for the ", schedule,
+            " decay, which ends at step ", r.schedule.total_steps);
+}
+
+void build_sections(Recipe& r) {
+  DataRecipe& d = r.data;
+  d.task = r.get_string("data.task");
+  d.dir = r.get_string("data.dir");
+  d.max_length = r.get_int("data.max_length");
+  d.bucket_batches = r.get_int("data.bucket_batches");
+  d.generate = r.get_bool("data.generate");
+  d.generator.max_depth = r.get_int("data.generator.max_depth");
+  d.generator.max_args = r.get_int("data.generator.max_args");
+  d.generator.min_length = r.get_int("data.generator.min_length");
+  d.generator.max_length = r.get_int("data.generator.max_length");
+  d.train_examples = r.get_int("data.generator.train_examples");
+  d.val_examples = r.get_int("data.generator.val_examples");
+  d.test_examples = r.get_int("data.generator.test_examples");
+  d.generator_seed = static_cast<uint64_t>(r.get_int("data.generator.seed"));
+
+  OptimRecipe& o = r.optim;
+  o.options.kind = optimizer_kind_from_name(r.get_string("optim.name"));
+  o.options.beta1 = r.get_floats("optim.betas")[0];
+  o.options.beta2 = r.get_floats("optim.betas")[1];
+  o.options.eps = r.get_float("optim.eps");
+  o.options.momentum = r.get_float("optim.momentum");
+  o.options.dampening = r.get_float("optim.dampening");
+  o.options.nesterov = r.get_bool("optim.nesterov");
+  o.lr = r.get_float("optim.lr");
+  o.weight_decay = r.get_float("optim.weight_decay");
+  o.no_decay = r.get_strings("optim.no_decay");
+
+  TrainRecipe& t = r.train;
+  t.batch_size = r.get_int("train.batch_size");
+  t.eval_batch_size = r.is_null("train.eval_batch_size") ? t.batch_size : r.get_int("train.eval_batch_size");
+  t.max_steps = r.is_null("train.max_steps") ? 0 : r.get_int("train.max_steps");
+  t.max_epochs = r.is_null("train.max_epochs") ? 0 : r.get_int("train.max_epochs");
+  t.eval_interval = r.get_int("train.eval_interval");
+  t.save_interval = r.get_int("train.save_interval");
+  t.log_interval = r.get_int("train.log_interval");
+  t.seed = static_cast<uint64_t>(r.get_int("train.seed"));
+  t.threads = r.get_int("train.threads");
+  t.grad_clip = r.get_float("train.grad_clip");
+  t.accumulate = r.get_int("train.accumulate");
+
+  Schedule& s = r.schedule;
+  s.kind = schedule_kind_from_name(r.get_string("schedule.name"));
+  s.peak_lr = o.lr;
+  s.warmup_steps = r.get_int("schedule.warmup_steps");
+  s.warmup_init_lr = r.get_float("schedule.warmup_init_lr");
+  s.warmup_power = r.get_float("schedule.warmup_power");
+  s.end_lr = r.get_float("schedule.end_lr");
+  s.total_steps = r.is_null("schedule.total_steps") ? t.max_steps : r.get_int("schedule.total_steps");
+
+  r.output_dir = r.get_string("output_dir");
+}
+
+// Writes one value as YAML.
+void emit_value(YAML::Emitter& out, const RecipeValue& value) {
+  std::visit(
+      [&](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, std::monostate>) out << YAML::Null;
+        else if constexpr (std::is_same_v<V, bool>) out << (v ? "true" : "false");
+        else if constexpr (std::is_same_v<V, int64_t>) out << v;
+        else if constexpr (std::is_same_v<V, double>) out << format_double(v);
+        else if constexpr (std::is_same_v<V, std::string>) out << v;
+        else if constexpr (std::is_same_v<V, std::vector<double>>) {
+          out << YAML::Flow << YAML::BeginSeq;
+          for (double x : v) out << format_double(x);
+          out << YAML::EndSeq;
+        } else {
+          out << YAML::Flow << YAML::BeginSeq;
+          for (const std::string& x : v) out << x;
+          out << YAML::EndSeq;
+        }
+      },
+      value);
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::stringstream stream(path);
+  for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
+  return parts;
+}
+
+}  // namespace
+
+const char* value_type_name(ValueType type) {
+  switch (type) {
+    case ValueType::Bool: return "true or false";
+    case ValueType::Int: return "an integer";
+    case ValueType::Float: return "a number";
+    case ValueType::String: return "a string";
+    case ValueType::FloatList: return "a list of numbers";
+    case ValueType::StringList: return "a list of strings";
+  }
+  return "?";
+}
+
+const std::vector<KeySpec>& recipe_schema() {
+  static const std::vector<KeySpec> schema = build_schema();
+  return schema;
+}
+
+const RecipeEntry& Recipe::entry(const std::string& path) const {
+  auto found = entries.find(path);
+  MEGA_CHECK(found != entries.end(), "recipe has no key '", path, "'");
+  return found->second;
+}
+
+namespace {
+template <class T>
+const T& get_as(const Recipe& r, const std::string& path, const char* wanted) {
+  const RecipeValue& value = r.entry(path).value;
+  const T* typed = std::get_if<T>(&value);
+  MEGA_CHECK(typed, "recipe key '", path, "' is not ", wanted, std::holds_alternative<std::monostate>(value) ? " (it is null)" : "");
+  return *typed;
+}
+}  // namespace
+
+bool Recipe::is_null(const std::string& path) const {
+  return std::holds_alternative<std::monostate>(entry(path).value);
+}
+bool Recipe::get_bool(const std::string& path) const { return get_as<bool>(*this, path, "a bool"); }
+int64_t Recipe::get_int(const std::string& path) const { return get_as<int64_t>(*this, path, "an integer"); }
+double Recipe::get_float(const std::string& path) const {
+  if (const int64_t* i = std::get_if<int64_t>(&entry(path).value)) return static_cast<double>(*i);
+  return get_as<double>(*this, path, "a number");
+}
+const std::string& Recipe::get_string(const std::string& path) const {
+  return get_as<std::string>(*this, path, "a string");
+}
+const std::vector<double>& Recipe::get_floats(const std::string& path) const {
+  return get_as<std::vector<double>>(*this, path, "a list of numbers");
+}
+const std::vector<std::string>& Recipe::get_strings(const std::string& path) const {
+  return get_as<std::vector<std::string>>(*this, path, "a list of strings");
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  std::vector<std::string> chain;
+  Entries entries = load_file(path, chain, Origin{});
+  for (size_t i = 0; i < overrides.size(); ++i) apply_override(overrides[i], static_cast<int64_t>(i + 1), entries);
+  Recipe recipe;
+  recipe.path = path;
+  for (const KeySpec& spec : recipe_schema()) {
+    auto found = entries.find(spec.path);
+    recipe.entries[spec.path] =
+        found != entries.end() ? found->second : RecipeEntry{spec.default_value, Origin{path, 0}};
+  }
+  build_sections(recipe);
+  check_cross_keys(recipe);
+  return recipe;
+}
+
+int64_t total_updates(const Recipe& recipe, int64_t batches_per_epoch) {
+  const TrainRecipe& t = recipe.train;
+  if (t.max_steps > 0) return t.max_steps;
+  MEGA_CHECK(batches_per_epoch > 0, "total_updates: no batches per epoch");
+  return (t.max_epochs * batches_per_epoch + t.accumulate - 1) / t.accumulate;
+}
+
+Schedule resolved_schedule(const Recipe& recipe, int64_t batches_per_epoch) {
+  Schedule schedule = recipe.schedule;
+  if (recipe.is_null("schedule.total_steps")) schedule.total_steps = total_updates(recipe, batches_per_epoch);
+  validate(schedule);
+  return schedule;
+}
+
+std::string recipe_to_yaml(const Recipe& recipe) {
+  YAML::Emitter out;
+  out << YAML::Comment("resolved from " + recipe.path) << YAML::Newline;
+  out << YAML::BeginMap;
+  std::vector<std::string> open;  // the sections currently open
+  for (const KeySpec& spec : recipe_schema()) {
+    std::vector<std::string> parts = split_path(spec.path);
+    std::vector<std::string> sections(parts.begin(), parts.end() - 1);
+    size_t common = 0;
+    while (common < open.size() && common < sections.size() && open[common] == sections[common]) ++common;
+    for (size_t i = open.size(); i > common; --i) out << YAML::EndMap;
+    open.resize(common);
+    for (size_t i = common; i < sections.size(); ++i) {
+      out << YAML::Key << sections[i] << YAML::Value << YAML::BeginMap;
+      open.push_back(sections[i]);
+    }
+    out << YAML::Key << parts.back() << YAML::Value;
+    emit_value(out, recipe.entry(spec.path).value);
+  }
+  for (size_t i = 0; i < open.size(); ++i) out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace mega
