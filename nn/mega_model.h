@@ -87,6 +87,9 @@ class MegaPreTrainedModel : public Module {
   const MegaConfig& config() const { return config_; }
   // The parameter names that alias another (tied weights): they may be absent from a checkpoint.
   virtual std::set<std::string> tied_aliases() const { return {}; }
+  // Fresh weights as HF's MegaPreTrainedModel._init_weights draws them (normal with the config's
+  // initializer_range and ema_* ranges, EMA beta around +1/-1, norms at 1, biases at 0, the pad row 0).
+  void init_weights(Rng& rng);
 
  protected:
   MegaConfig config_;

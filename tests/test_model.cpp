@@ -222,3 +222,47 @@ TEST(MegaModel, SimpleBiasLongerThanItsPositionsIsAClearError) {
   EXPECT_NE(message.find("max_positions"), std::string::npos) << message;
   EXPECT_NE(message.find("chunk_size"), std::string::npos) << message;
 }
+
+TEST(MegaModel, FreshWeightsFollowHfInitialisationAndTrain) {
+  OneThread one_thread;
+  MegaConfig config = MegaConfig::from_json({{"vocab_size", 40}, {"hidden_size", 16}, {"num_hidden_layers", 2},
+                                             {"intermediate_size", 24}, {"ema_projection_size", 4},
+                                             {"shared_representation_size", 8}, {"nffn_hidden_size", 32},
+                                             {"is_decoder", true}, {"bidirectional", false},
+                                             {"dropout_prob", 0.0}, {"hidden_dropout_prob", 0.0},
+                                             {"attention_probs_dropout_prob", 0.0},
+                                             {"nffn_activation_dropout_prob", 0.0}});
+  auto model = make_mega(config, "MegaForCausalLM");
+  Rng rng(3);
+  model->init_weights(rng);
+  auto state = model->state_dict();
+  EXPECT_TRUE(state.at("lm_head.weight").shares_storage(state.at("mega.embedding_layer.word_embeddings.weight")));
+  Tensor embeddings = state.at("mega.embedding_layer.word_embeddings.weight");
+  for (int64_t h = 0; h < 16; ++h) EXPECT_EQ(embeddings.at(1 * 16 + h), 0.0);  // pad_token_id 1
+  Tensor beta = state.at("mega.layers.0.mega_layer.ema_gate.ema_expansion_matrix");  // (H, N, 1)
+  EXPECT_NEAR(beta.at(0), 1.0, 0.1);
+  EXPECT_NEAR(beta.at(1), -1.0, 0.1);
+  EXPECT_EQ(state.at("mega.layers.0.mega_layer.norm.norm.scalar").item(), 1.0);
+  EXPECT_EQ(state.at("mega.layers.0.mega_layer.qk_bias").at(3), 0.0);
+
+  // A few plain SGD steps on one batch lower the loss: the whole graph is differentiable.
+  MegaInputs in;
+  in.input_ids = ids_tensor({0, 5, 9, 13, 7, 22, 31, 4, 0, 8, 8, 3, 12, 19, 25, 6}, 2);
+  in.labels = in.input_ids;
+  model->train();
+  double first = 0, last = 0;
+  for (int step = 0; step < 8; ++step) {
+    for (const Var& p : model->parameters()) p.zero_grad();
+    Var loss = model->forward(in, rng).loss;
+    loss.backward();
+    (step == 0 ? first : last) = loss.item();
+    for (const Var& p : model->parameters()) {
+      if (!p.grad().defined()) continue;
+      float* w = p.value_mut().data<float>();
+      const float* g = p.grad().data<float>();
+      for (int64_t i = 0; i < p.numel(); ++i) w[i] -= 0.5f * g[i];
+    }
+  }
+  EXPECT_TRUE(std::isfinite(first));
+  EXPECT_LT(last, first);
+}
