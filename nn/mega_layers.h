@@ -107,6 +107,7 @@ class MovingAverageGatedAttention : public Module {
   AttentionFunction function_;
   double attention_dropout_;
   DropoutSpec dropout_, hidden_dropout_;
+  // Submodules and parameters carry their state_dict names.
   SequenceNorm norm;
   MultiDimensionDampedEma ema_gate;
   Linear v_proj, mx_proj, h_proj;

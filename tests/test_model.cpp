@@ -266,3 +266,48 @@ TEST(MegaModel, FreshWeightsFollowHfInitialisationAndTrain) {
   EXPECT_TRUE(std::isfinite(first));
   EXPECT_LT(last, first);
 }
+
+TEST(MegaModel, InputsEmbedsEqualInputIds) {
+  OneThread one_thread;
+  const std::string name = "pub09_multiple_choice_layernorm_tokentypes";  // token types and (B, C, L) inputs
+  MegaCheckpoint checkpoint = load_pretrained(kFixtures + name);
+  auto inputs = load_safetensors(kFixtures + name + "/inputs.safetensors").tensors;
+  auto by_ids = hf_run(*checkpoint.model, inputs, {});
+  Tensor table = checkpoint.model->state_dict().at("mega.embedding_layer.word_embeddings.weight");
+  Tensor ids = inputs.at("input_ids");
+  const int64_t H = table.size(1);
+  Shape shape = ids.shape();
+  shape.push_back(H);
+  Tensor embeds = Tensor::empty(shape);
+  for (int64_t i = 0; i < ids.numel(); ++i)
+    for (int64_t h = 0; h < H; ++h) embeds.data<float>()[i * H + h] = table.data<float>()[ids.data<int64_t>()[i] * H + h];
+  auto with_embeds = inputs;
+  with_embeds.erase("input_ids");
+  with_embeds["inputs_embeds"] = embeds;
+  auto by_embeds = hf_run(*checkpoint.model, with_embeds, {});
+  for (const auto& [key, t] : by_ids) EXPECT_LT(max_abs_diff(t, by_embeds.at(key)), 1e-6) << key;
+}
+
+TEST(MegaModel, DropoutActsInTrainModeOnlyAndFollowsTheSeed) {
+  OneThread one_thread;
+  for (bool featurewise : {false, true}) {
+    auto model = load_with("pub20_seqcls_layernorm_noaffine", [&](MegaConfig& c) {
+      c.dropout_prob = c.hidden_dropout_prob = c.attention_probs_dropout_prob = c.nffn_activation_dropout_prob = 0.3;
+      c.use_feature_dropout = featurewise;
+    });
+    auto inputs = load_safetensors(kFixtures + std::string("pub20_seqcls_layernorm_noaffine/inputs.safetensors")).tensors;
+    HfRunOptions eval_options, train_a, train_b, train_c;
+    train_a.train = train_b.train = train_c.train = true;
+    train_c.seed = 1;
+    Tensor eval_logits = hf_run(*model, inputs, eval_options).at("logits");
+    Tensor a = hf_run(*model, inputs, train_a).at("logits");
+    Tensor b = hf_run(*model, inputs, train_b).at("logits");
+    Tensor c = hf_run(*model, inputs, train_c).at("logits");
+    Tensor reference = load_safetensors(kFixtures + std::string("pub20_seqcls_layernorm_noaffine/expected.safetensors"))
+                           .tensors.at("logits");
+    EXPECT_LT(max_abs_diff(eval_logits, reference), 1e-5);  // eval: dropout is the identity
+    EXPECT_EQ(max_abs_diff(a, b), 0.0);                      // same seed, same masks
+    EXPECT_GT(max_abs_diff(a, c), 1e-3);                     // another seed, other masks
+    EXPECT_GT(max_abs_diff(a, eval_logits), 1e-3);
+  }
+}
