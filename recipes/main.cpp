@@ -20,6 +20,8 @@ const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table{
       {"version", {mega::cli::version, "version, commit, compiler, oneDNN/FFTW versions, ISA, threads"}},
       {"bench", {mega::cli::bench, "benchmarks: 'mega bench ops' times every op family"}},
+      {"hf-run", {mega::cli::hf_run, "run an HF Mega checkpoint on an inputs file; outputs under fixture names"}},
+      {"generate", {mega::cli::generate, "generate tokens from a causal Mega checkpoint with the cache"}},
       {"train-mlp", {mega::cli::train_mlp, "train a small MLP on a generated task (engine smoke run)"}},
       {"validate", {mega::cli::validate, "check a recipe without training and print it resolved"}},
       {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},

@@ -1,0 +1,27 @@
+// Runs a Mega checkpoint on named input tensors and returns named outputs, under the names of the HF
+// reference fixtures (README of shared/fixtures/hf_mega): what `mega hf-run` writes and what the
+// fixture tests compare.
+#pragma once
+#include <map>
+#include <string>
+
+#include "nn/mega_model.h"
+
+namespace mega {
+
+struct HfRunOptions {
+  bool grads = false;        // grad.<param> for every parameter name of the state dict
+  bool train = false;        // train mode (batch statistics) and running.<buffer> after the forward
+  bool incremental = false;  // incremental.logits: the causal LM fed one token per call through the cache
+  int64_t prefill = 0;       // > 0 (with incremental): incremental_prefill.logits, the first `prefill` at once
+  uint64_t seed = 0;         // dropout streams
+};
+
+// inputs: input_ids or inputs_embeds, attention_mask, token_type_ids, labels, start_positions,
+// end_positions, encoder_hidden_states, encoder_attention_mask, cotangent.<output> (MegaModel).
+// Outputs: logits | start_logits, end_logits | last_hidden_state, pooler_output; loss; hidden_states.i;
+// attentions.i; cross_attentions.i; and the optional groups above. Leaves the model in the mode it ran.
+std::map<std::string, Tensor> hf_run(MegaPreTrainedModel& model, const std::map<std::string, Tensor>& inputs,
+                                     const HfRunOptions& options);
+
+}  // namespace mega

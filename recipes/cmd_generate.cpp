@@ -1,0 +1,116 @@
+// `mega generate`: continues a prompt of token ids with a causal Mega checkpoint, decoding through the
+// cache (each new token costs one cached step, not a forward over the whole prefix). Greedy, or
+// sampling with temperature, top-k and top-p (nucleus) from a seeded counter-based RNG.
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+#include "nn/mega_model.h"
+#include "recipes/commands.h"
+
+namespace po = boost::program_options;
+
+namespace mega::cli {
+
+namespace {
+
+struct Sampling {
+  bool greedy = false;
+  double temperature = 1.0;
+  int64_t top_k = 0;    // 0: all tokens
+  double top_p = 1.0;   // 1: all tokens
+};
+
+// Picks the next token from one row of logits (V).
+int64_t sample(const float* logits, int64_t vocab, const Sampling& s, const Rng& rng, uint64_t stream,
+               uint64_t step) {
+  std::vector<int64_t> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
+  if (s.greedy || s.temperature <= 0) return order[0];
+  int64_t keep = s.top_k > 0 ? std::min(s.top_k, vocab) : vocab;
+  std::vector<double> p(keep);
+  double total = 0;
+  for (int64_t i = 0; i < keep; ++i) total += p[i] = std::exp((logits[order[i]] - logits[order[0]]) / s.temperature);
+  // Nucleus: the smallest prefix (by probability) whose mass reaches top_p.
+  double mass = 0;
+  int64_t nucleus = keep;
+  for (int64_t i = 0; i < keep; ++i) {
+    mass += p[i] / total;
+    if (mass >= s.top_p) {
+      nucleus = i + 1;
+      break;
+    }
+  }
+  double kept = std::accumulate(p.begin(), p.begin() + nucleus, 0.0);
+  double u = rng.uniform(stream, step) * kept;
+  for (int64_t i = 0; i < nucleus; ++i) {
+    if (u < p[i]) return order[i];
+    u -= p[i];
+  }
+  return order[nucleus - 1];
+}
+
+}  // namespace
+
+int generate(const Args& args) {
+  std::string model_dir, prompt;
+  int64_t max_new_tokens = 20;
+  uint64_t seed = 0;
+  bool ignore_eos = false;
+  Sampling sampling;
+  po::options_description description("mega generate options");
+  description.add_options()("help,h", "show this help")(
+      "model", po::value(&model_dir)->required(), "MegaForCausalLM checkpoint folder")(
+      "prompt", po::value(&prompt)->required(), "token ids separated by spaces, e.g. \"1 5 9\"")(
+      "max-new-tokens", po::value(&max_new_tokens)->default_value(max_new_tokens), "tokens to generate")(
+      "greedy", po::bool_switch(&sampling.greedy), "always take the most likely token")(
+      "temperature", po::value(&sampling.temperature)->default_value(1.0), "softmax temperature (0: greedy)")(
+      "top-k", po::value(&sampling.top_k)->default_value(0), "sample among the k most likely (0: all)")(
+      "top-p", po::value(&sampling.top_p)->default_value(1.0), "sample within this probability mass")(
+      "seed", po::value(&seed)->default_value(0), "sampling seed")(
+      "ignore-eos", po::bool_switch(&ignore_eos), "keep going after the end-of-sequence token");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(description).run(), vm);
+  if (vm.count("help")) {
+    std::cout << description;
+    return 0;
+  }
+  po::notify(vm);
+  MEGA_CHECK(sampling.top_p > 0 && sampling.top_p <= 1, "--top-p must be in (0, 1]");
+
+  std::vector<int64_t> ids;
+  std::istringstream in(prompt);
+  for (int64_t id; in >> id;) ids.push_back(id);
+  MEGA_CHECK(!ids.empty() && in.eof(), "--prompt must be token ids separated by spaces, got '", prompt, "'");
+
+  MegaCheckpoint checkpoint = load_pretrained(model_dir);
+  auto* lm = dynamic_cast<MegaForCausalLM*>(checkpoint.model.get());
+  MEGA_CHECK(lm, "[generate] needs a MegaForCausalLM checkpoint, got ", architecture_of(checkpoint.config));
+  const int64_t vocab = checkpoint.config.vocab_size;
+  for (int64_t id : ids) MEGA_CHECK(id >= 0 && id < vocab, "[generate] token id ", id, " outside the vocabulary");
+  lm->eval();
+
+  Rng rng(seed);
+  uint64_t stream = rng.next_stream();
+  MegaCache cache;
+  MegaInputs step;
+  step.input_ids = Tensor::from(ids, {1, static_cast<int64_t>(ids.size())});  // the prompt in one call
+  std::vector<int64_t> generated;
+  for (int64_t n = 0; n < max_new_tokens; ++n) {
+    Tensor logits = lm->forward_cached(step, cache, rng).value();  // (1, L, V)
+    const float* last = logits.data<float>() + (logits.size(1) - 1) * vocab;
+    int64_t next = sample(last, vocab, sampling, rng, stream, static_cast<uint64_t>(n));
+    generated.push_back(next);
+    if (!ignore_eos && checkpoint.config.eos_token_id && next == *checkpoint.config.eos_token_id) break;
+    step.input_ids = Tensor::from(std::vector<int64_t>{next}, {1, 1});
+  }
+  for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? " " : "") << generated[i];
+  std::cout << "\n";
+  return 0;
+}
+
+}  // namespace mega::cli

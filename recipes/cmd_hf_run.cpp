@@ -1,0 +1,47 @@
+// `mega hf-run`: runs an HF Mega checkpoint folder (config.json + model.safetensors) on the tensors of
+// an inputs file and writes the outputs under the HF fixture names (see nn/hf_run.h), so any case
+// folder of shared/fixtures/hf_mega can be checked against its expected.safetensors.
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "core/safetensors.h"
+#include "nn/hf_run.h"
+#include "recipes/commands.h"
+
+namespace po = boost::program_options;
+
+namespace mega::cli {
+
+int hf_run(const Args& args) {
+  std::string model_dir, inputs_path, out_path;
+  HfRunOptions options;
+  po::options_description description("mega hf-run options");
+  description.add_options()("help,h", "show this help")(
+      "model", po::value(&model_dir)->required(), "checkpoint folder: config.json + model.safetensors")(
+      "inputs", po::value(&inputs_path)->required(), "inputs .safetensors (input_ids, attention_mask, ...)")(
+      "out", po::value(&out_path)->required(), "where to write the outputs .safetensors")(
+      "grads", po::bool_switch(&options.grads), "add grad.<param> for every parameter")(
+      "train", po::bool_switch(&options.train), "train mode (batch statistics); add running.<buffer>")(
+      "incremental", po::bool_switch(&options.incremental),
+      "causal LM: add incremental.logits (one token per call through the cache)")(
+      "prefill", po::value(&options.prefill)->default_value(0),
+      "with --incremental: add incremental_prefill.logits (the first K tokens in one call)")(
+      "seed", po::value(&options.seed)->default_value(0), "dropout seed");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(description).run(), vm);
+  if (vm.count("help")) {
+    std::cout << description;
+    return 0;
+  }
+  po::notify(vm);
+  MEGA_CHECK(options.prefill == 0 || options.incremental, "--prefill needs --incremental");
+
+  MegaCheckpoint checkpoint = load_pretrained(model_dir);
+  SafetensorsFile inputs = load_safetensors(inputs_path);
+  std::map<std::string, Tensor> outputs = mega::hf_run(*checkpoint.model, inputs.tensors, options);
+  save_safetensors(out_path, outputs, {{"format", "pt"}});
+  std::cout << "wrote " << outputs.size() << " tensors to " << out_path << "\n";
+  return 0;
+}
+
+}  // namespace mega::cli
