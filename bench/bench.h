@@ -40,5 +40,6 @@ void bench_matmul(Table& table, const Options& options);
 void bench_norm(Table&, const Options&);
 void bench_ema(Table&, const Options&);
 void bench_attention(Table&, const Options&);
+void bench_model(Table&, const Options&);
 
 }  // namespace mega::bench

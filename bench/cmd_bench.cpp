@@ -37,6 +37,7 @@ int bench(const Args& args) {
       {"norm", bench::bench_norm},
       {"ema", bench::bench_ema},
       {"attention", bench::bench_attention},
+      {"model", bench::bench_model},
   };
   std::cout << "threads: " << num_threads() << "\n";
   bench::Table table;

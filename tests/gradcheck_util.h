@@ -1,6 +1,9 @@
-// Test helpers around the shared gradcheck: random inputs and a gtest assertion with the report.
+// Test helpers: random inputs, a gtest assertion around the shared gradcheck, and error messages.
 #pragma once
 #include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
 
 #include "autograd/gradcheck.h"
 #include "core/rng.h"
@@ -13,6 +16,16 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, double scale = 1.
   Tensor t = Tensor::empty(shape, DType::F64);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<double>()[i] = rng.normal(0, i) * scale + shift;
   return t;
+}
+
+// The message of the mega::Error that `body` throws, or "(no error)": for asserting what an error says.
+inline std::string error_of(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 #define EXPECT_GRADCHECK(f, inputs, ...)                                          \

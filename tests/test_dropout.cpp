@@ -10,20 +10,8 @@
 #include "tests/gradcheck_util.h"
 
 using namespace mega;
+using mega::testing::error_of;
 using mega::testing::random_tensor;
-
-namespace {
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST(DropoutWithMask, KeepsScaledSurvivorsAndZeroesTheRest) {
   Tensor x = Tensor::from(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3});

@@ -6,20 +6,8 @@
 #include "tests/gradcheck_util.h"
 
 using namespace mega;
+using mega::testing::error_of;
 using mega::testing::random_tensor;
-
-namespace {
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST(Embedding, LooksUpRowsForIdsOfAnyShape) {
   Tensor weight = random_tensor({5, 3}, 1);

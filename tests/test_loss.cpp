@@ -9,18 +9,10 @@
 #include "tests/gradcheck_util.h"
 
 using namespace mega;
+using mega::testing::error_of;
 using mega::testing::random_tensor;
 
 namespace {
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Three rows of three classes; row 2 is ignored (-100).
 Tensor example_logits() { return Tensor::from(std::vector<double>{1, 2, 3, 0, 0, 0, 5, -5, 0}, {3, 3}); }

@@ -13,6 +13,7 @@
 #include "tests/gradcheck_util.h"
 
 using namespace mega;
+using mega::testing::error_of;
 using mega::testing::random_tensor;
 
 namespace {
@@ -79,15 +80,6 @@ void expect_matches_reference(const std::function<Var(const std::vector<Var>&)>&
 
 BatchNormState fresh_state(int64_t D, double mean0 = 0, double var0 = 1) {
   return {Tensor::full({D}, mean0), Tensor::full({D}, var0), Tensor::zeros({}, DType::I64)};
-}
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

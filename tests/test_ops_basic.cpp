@@ -136,18 +136,10 @@ TEST(OpsForward, KnownValues) {
 }
 
 TEST(OpsErrors, ShapeMismatchesNameTheOp) {
-  auto message_of = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   Var a = f32({1, 2, 3, 4, 5, 6}, {2, 3}), b = f32({1, 2}, {2});
-  EXPECT_NE(message_of([&] { add(a, b); }).find("[add] shapes (2, 3) and (2) do not broadcast"), std::string::npos);
-  EXPECT_NE(message_of([&] { matmul(a, a); }).find("[matmul] inner dimensions differ"), std::string::npos);
-  EXPECT_NE(message_of([&] { linear(a, b); }).find("[linear] weight must be (out, in)"), std::string::npos);
-  EXPECT_NE(message_of([&] { narrow(a, 1, 2, 2); }).find("[narrow]"), std::string::npos);
-  EXPECT_NE(message_of([&] { activation_from_name("mish"); }).find("unknown activation 'mish'"), std::string::npos);
+  EXPECT_NE(mega::testing::error_of([&] { add(a, b); }).find("[add] shapes (2, 3) and (2) do not broadcast"), std::string::npos);
+  EXPECT_NE(mega::testing::error_of([&] { matmul(a, a); }).find("[matmul] inner dimensions differ"), std::string::npos);
+  EXPECT_NE(mega::testing::error_of([&] { linear(a, b); }).find("[linear] weight must be (out, in)"), std::string::npos);
+  EXPECT_NE(mega::testing::error_of([&] { narrow(a, 1, 2, 2); }).find("[narrow]"), std::string::npos);
+  EXPECT_NE(mega::testing::error_of([&] { activation_from_name("mish"); }).find("unknown activation 'mish'"), std::string::npos);
 }
