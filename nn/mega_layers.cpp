@@ -300,6 +300,10 @@ Var MovingAverageGatedAttention::attend_cached(const Var& q, const Var& k, const
   const int64_t S = keys.size(1);  // keys since the chunk start; the new queries are the last L
   MEGA_CHECK(!use_chunking_ || S <= chunk_size_, "[mega_layer] cached tokens cross a chunk boundary (", S,
              " keys, chunk_size ", chunk_size_, ")");
+  // The softmax rule "a chunk whose keys are all padding masks none of them" is applied to the keys
+  // seen so far. Rows whose own prefix is all padding therefore match the full forward for right
+  // padding (and fully padded chunks), but not for left padding, where the full forward knows that
+  // real tokens follow; real tokens' rows always match.
   AttentionOptions options;
   options.function = function_;
   options.causal = true;
