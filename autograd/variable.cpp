@@ -87,7 +87,7 @@ void Var::backward(const Tensor& seed_in) const {
   MEGA_CHECK(seed.shape() == shape(), "backward seed has shape ", shape_str(seed.shape()),
              ", output has ", shape_str(shape()));
   if (is_leaf()) {
-    add_gradient(impl_->grad, seed.to(dtype()));
+    add_gradient(impl_->grad, seed.dtype() == dtype() ? seed.clone() : seed.to(dtype()));
     return;
   }
 
@@ -110,7 +110,8 @@ void Var::backward(const Tensor& seed_in) const {
   }
 
   std::unordered_map<Node*, Tensor> pending;
-  pending[grad_fn().get()] = seed.to(dtype());
+  // No copy when the dtype matches: backward functions never write into their grad_output.
+  pending[grad_fn().get()] = seed.dtype() == dtype() ? seed : seed.to(dtype());
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = it->get();
     auto found = pending.find(node);

@@ -9,6 +9,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "core/threading.h"
 #include "ops/elementwise.h"
 
 namespace mega {
@@ -41,7 +42,7 @@ struct Dnnl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   std::mutex mutex;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int>, dnnl::matmul> cache;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int>, dnnl::matmul> cache;
 };
 
 Dnnl& dnnl_state() {
@@ -57,16 +58,14 @@ dnnl::memory::desc operand_desc(int64_t batch, int64_t rows, int64_t cols, bool 
   return dnnl::memory::desc(shape, dnnl::memory::data_type::f32, strides);
 }
 
-void matmul_f32(const float* a, const float* b, const float* bias, float* c, const MatmulShape& s,
-                bool trans_a, bool trans_b, bool accumulate) {
+void matmul_f32(const float* a, const float* b, float* c, const MatmulShape& s, bool trans_a, bool trans_b,
+                bool accumulate) {
   Dnnl& d = dnnl_state();
   int64_t batch = std::max(s.batch_a, s.batch_b);
-  auto key = std::make_tuple(s.batch_a, s.batch_b, s.m, s.k, s.n, int(trans_a), int(trans_b),
-                             int(bias != nullptr), int(accumulate));
+  auto key = std::make_tuple(s.batch_a, s.batch_b, s.m, s.k, s.n, int(trans_a), int(trans_b), int(accumulate));
   dnnl::memory::desc a_md = operand_desc(s.batch_a, s.m, s.k, trans_a);
   dnnl::memory::desc b_md = operand_desc(s.batch_b, s.k, s.n, trans_b);
   dnnl::memory::desc c_md = operand_desc(batch, s.m, s.n, false);
-  dnnl::memory::desc bias_md({1, 1, s.n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc);
   dnnl::matmul primitive;
   {
     std::lock_guard<std::mutex> lock(d.mutex);
@@ -78,7 +77,7 @@ void matmul_f32(const float* a, const float* b, const float* bias, float* c, con
         post.append_sum(1.0f);
         attr.set_post_ops(post);
       }
-      auto desc = bias ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md) : dnnl::matmul::desc(a_md, b_md, c_md);
+      dnnl::matmul::desc desc(a_md, b_md, c_md);
       found = d.cache.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, d.engine))).first;
     }
     primitive = found->second;
@@ -87,15 +86,14 @@ void matmul_f32(const float* a, const float* b, const float* bias, float* c, con
       {DNNL_ARG_SRC, dnnl::memory(a_md, d.engine, const_cast<float*>(a))},
       {DNNL_ARG_WEIGHTS, dnnl::memory(b_md, d.engine, const_cast<float*>(b))},
       {DNNL_ARG_DST, dnnl::memory(c_md, d.engine, c)}};
-  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, d.engine, const_cast<float*>(bias)));
   primitive.execute(d.stream, args);
   d.stream.wait();
 }
 
 // Reference kernel: plain loops in the tensor's precision; used for F64.
 template <class T>
-void matmul_reference(const T* a, const T* b, const T* bias, T* c, const MatmulShape& s, bool trans_a,
-                      bool trans_b, bool accumulate) {
+void matmul_reference(const T* a, const T* b, T* c, const MatmulShape& s, bool trans_a, bool trans_b,
+                      bool accumulate) {
   int64_t batch = std::max(s.batch_a, s.batch_b);
   for (int64_t p = 0; p < batch; ++p) {
     const T* ap = a + (s.batch_a == 1 ? 0 : p * s.m * s.k);
@@ -103,7 +101,7 @@ void matmul_reference(const T* a, const T* b, const T* bias, T* c, const MatmulS
     T* cp = c + p * s.m * s.n;
     for (int64_t i = 0; i < s.m; ++i)
       for (int64_t j = 0; j < s.n; ++j) {
-        T total = bias ? bias[j] : T(0);
+        T total = 0;
         for (int64_t l = 0; l < s.k; ++l)
           total += (trans_a ? ap[l * s.m + i] : ap[i * s.k + l]) * (trans_b ? bp[j * s.k + l] : bp[l * s.n + j]);
         cp[i * s.n + j] = accumulate ? cp[i * s.n + j] + total : total;
@@ -116,14 +114,12 @@ Shape product_shape(const Shape& a, const Shape& b, const MatmulShape& s) {
   return {s.m, s.n};
 }
 
-void run_matmul(const Tensor& a, const Tensor& b, const Tensor& bias, Tensor& c, const MatmulShape& s,
-                bool trans_a, bool trans_b, bool accumulate) {
+void run_matmul(const Tensor& a, const Tensor& b, Tensor& c, const MatmulShape& s, bool trans_a, bool trans_b,
+                bool accumulate) {
   if (a.dtype() == DType::F32) {
-    matmul_f32(a.data<float>(), b.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
-               c.data<float>(), s, trans_a, trans_b, accumulate);
+    matmul_f32(a.data<float>(), b.data<float>(), c.data<float>(), s, trans_a, trans_b, accumulate);
   } else {
-    matmul_reference(a.data<double>(), b.data<double>(), bias.defined() ? bias.data<double>() : nullptr,
-                     c.data<double>(), s, trans_a, trans_b, accumulate);
+    matmul_reference(a.data<double>(), b.data<double>(), c.data<double>(), s, trans_a, trans_b, accumulate);
   }
 }
 
@@ -137,8 +133,22 @@ Tensor reduce_batch(const Tensor& g, const Shape& operand_shape) {
 Tensor product(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   MatmulShape s = matmul_shape(a.shape(), b.shape(), trans_a, trans_b, "matmul");
   Tensor c = Tensor::empty(product_shape(a.shape(), b.shape(), s), a.dtype());
-  run_matmul(a, b, Tensor(), c, s, trans_a, trans_b, false);
+  run_matmul(a, b, c, s, trans_a, trans_b, false);
   return c;
+}
+
+// y (M, N) += bias (N) on every row. Measured faster than oneDNN's fused bias (2.6, f32 matmul):
+// 6 ms + 0.5 ms against 9.7 ms at M 8192, K 80, N 384.
+void add_rows(Tensor& y, const Tensor& bias) {
+  int64_t rows = y.size(0), n = y.size(1);
+  dispatch_floating(y.dtype(), "linear", [&]<class T>() {
+    T* out = y.data<T>();
+    const T* b = bias.data<T>();
+    parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r)
+        for (int64_t j = 0; j < n; ++j) out[r * n + j] += b[j];
+    });
+  });
 }
 
 }  // namespace
@@ -148,7 +158,7 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool
   MEGA_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype(), "[matmul] dtypes differ");
   MEGA_CHECK(c.shape() == product_shape(a.shape(), b.shape(), s), "[matmul] output has shape ",
              shape_str(c.shape()), ", expected ", shape_str(product_shape(a.shape(), b.shape(), s)));
-  run_matmul(a, b, Tensor(), c, s, trans_a, trans_b, accumulate);
+  run_matmul(a, b, c, s, trans_a, trans_b, accumulate);
 }
 
 Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
@@ -185,7 +195,8 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
   Tensor bv = bias.defined() ? bias.value() : Tensor();
   MatmulShape s = matmul_shape(x2.shape(), w.shape(), false, true, "linear");
   Tensor y = Tensor::empty({x2.size(0), out}, x.dtype());
-  run_matmul(x2, w, bv, y, s, false, true, false);
+  run_matmul(x2, w, y, s, false, true, false);
+  if (bv.defined()) add_rows(y, bv);
   Shape out_shape = x.shape();
   out_shape.back() = out;
   bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.requires_grad();

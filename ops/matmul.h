@@ -7,7 +7,7 @@
 namespace mega {
 
 Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
-// x (..., in), weight (out, in) as in PyTorch, bias (out) or undefined -> (..., out); bias fused.
+// x (..., in), weight (out, in) as in PyTorch, bias (out) or undefined -> (..., out).
 Var linear(const Var& x, const Var& weight, const Var& bias = Var());
 
 // The raw kernel (no autograd): c = op(a) @ op(b) (+ c if accumulate), for callers inside other ops.
