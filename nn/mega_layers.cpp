@@ -26,18 +26,18 @@ Tensor float_mask(const Tensor& mask, int64_t batch, int64_t length) {
   return mask.to(DType::F32);
 }
 
-// Column t of x (B, L, D) as (B, D), and the reverse.
-Tensor column(const Tensor& x, int64_t t) {
+// Token t of x (B, L, D) as (B, D), and the reverse.
+Tensor token_at(const Tensor& x, int64_t t) {
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
   Tensor out = Tensor::empty({B, D});
   for (int64_t b = 0; b < B; ++b)
     std::memcpy(out.data<float>() + b * D, x.data<float>() + (b * L + t) * D, D * sizeof(float));
   return out;
 }
-void set_column(Tensor& x, int64_t t, const Tensor& column) {
+void set_token_at(Tensor& x, int64_t t, const Tensor& token) {
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
   for (int64_t b = 0; b < B; ++b)
-    std::memcpy(x.data<float>() + (b * L + t) * D, column.data<float>() + b * D, D * sizeof(float));
+    std::memcpy(x.data<float>() + (b * L + t) * D, token.data<float>() + b * D, D * sizeof(float));
 }
 
 Tensor concat_tokens(const Tensor& before, const Tensor& after) {
@@ -169,7 +169,7 @@ Var MultiDimensionDampedEma::forward_cached(const Var& x, const Tensor& mask, Me
     for (int64_t t = 0; t < L; ++t) {
       Tensor token_t = Tensor::empty({B});
       for (int64_t b = 0; b < B; ++b) token_t.data<float>()[b] = token.data<float>()[b * L + t];
-      set_column(out, t, ema_step(column(xs, t), p, cache.ema_state, token_t));
+      set_token_at(out, t, ema_step(token_at(xs, t), p, cache.ema_state, token_t));
     }
     return Var(out);
   }
