@@ -110,6 +110,8 @@ Var MegaModel::forward_cached(const MegaInputs& inputs, MegaCache& cache, Rng& r
   MEGA_CHECK(config_.is_decoder, "[MegaModel] cached decoding needs a decoder (is_decoder=true)");
   NoGradGuard no_grad;
   if (cache.layers.empty()) cache.layers.resize(layers.size());
+  MEGA_CHECK(cache.layers.size() == layers.size(), "[MegaModel] the cache holds ", cache.layers.size(),
+             " layers, the model has ", layers.size());
   Var embeddings = embedding_layer.forward(inputs.input_ids, inputs.inputs_embeds, inputs.token_type_ids);
   const int64_t B = embeddings.size(0), L = embeddings.size(1);
   Tensor mask = float_mask_of(inputs.attention_mask, {B, L}, "attention_mask");
