@@ -46,7 +46,7 @@ std::string kind_of(const std::string& key) {
 struct Comparison {
   bool ok = true;
   std::string failures;                 // one line per failing tensor
-  std::map<std::string, double> worst;  // kind -> worst error / tolerance
+  std::map<std::string, std::pair<double, double>> worst;  // kind -> worst (error / tolerance, error)
 };
 
 void compare(const std::map<std::string, Tensor>& expected, const std::map<std::string, Tensor>& got,
@@ -81,7 +81,7 @@ void compare(const std::map<std::string, Tensor>& expected, const std::map<std::
     double tolerance = (key.starts_with("grad.") ? 1e-3 : 1e-4) * scale;
     double ratio = error / tolerance;
     std::string kind = kind_of(key);
-    result.worst[kind] = std::max(result.worst[kind], ratio);
+    result.worst[kind] = std::max(result.worst[kind], std::pair{ratio, error});
     if (!(error <= tolerance)) {
       result.ok = false;
       line << file << ": '" << key << "' max|got - expected| = " << error << " > tolerance " << tolerance
@@ -121,8 +121,8 @@ TEST_P(HfFixture, MatchesReference) {
     compare(expected, got, file, result);
   }
   std::ostringstream summary;
-  summary << "[fixture] " << GetParam() << (result.ok ? " PASS" : " FAIL") << "  worst error/tolerance:";
-  for (const auto& [kind, ratio] : result.worst) summary << " " << kind << "=" << ratio;
+  summary << "[fixture] " << GetParam() << (result.ok ? " PASS" : " FAIL") << "  worst max|error| (/tolerance):";
+  for (const auto& [kind, worst] : result.worst) summary << " " << kind << "=" << worst.second << " (" << worst.first << ")";
   std::cout << summary.str() << "\n";
   EXPECT_TRUE(result.ok) << result.failures;
 }
