@@ -45,6 +45,21 @@ Tensor concat_tokens(const Tensor& before, const Tensor& after) {
   return concat({Var(before), Var(after)}, 1).value();
 }
 
+// The attention settings a config fixes: the function and the dropout on the weights.
+AttentionOptions attention_from(const MegaConfig& config) {
+  AttentionOptions options;
+  options.function = attention_function_from_name(config.attention_activation);
+  options.dropout = config.attention_probs_dropout_prob;
+  return options;
+}
+
+// The same settings in the caller's mode, drawing dropout masks from `rng`.
+AttentionOptions in_mode(AttentionOptions options, bool training, Rng& rng) {
+  options.training = training;
+  options.rng = &rng;
+  return options;
+}
+
 }  // namespace
 
 Var DropoutSpec::apply(const Var& x, bool training, Rng& rng) const {
@@ -214,8 +229,7 @@ MovingAverageGatedAttention::MovingAverageGatedAttention(const MegaConfig& confi
       causal_(config.is_decoder),
       prenorm_(config.normalize_before_mega),
       activation_(activation_from_name(config.activation)),
-      function_(attention_function_from_name(config.attention_activation)),
-      attention_dropout_(config.attention_probs_dropout_prob),
+      attention_(attention_from(config)),
       dropout_{config.dropout_prob, config.use_feature_dropout},
       hidden_dropout_{config.hidden_dropout_prob, config.use_feature_dropout},
       norm(config.normalization_type, config.hidden_size, config.norm_affine),
@@ -279,13 +293,9 @@ Var MovingAverageGatedAttention::attend(const Var& q, const Var& k, const Var& v
     vp = pad(v, 1, 0, padded - L);
     key_mask = pad(Var(float_mask(mask, B, L)), 1, 0, padded - L).value();
   }
-  AttentionOptions options;
-  options.function = function_;
+  AttentionOptions options = in_mode(attention_, training(), rng);
   options.chunk_size = c;
   options.causal = causal_;
-  options.dropout = attention_dropout_;
-  options.training = training();
-  options.rng = &rng;
   Var bias = rel_pos_bias.forward(c ? c : padded);
   Var out = attention(qp, kp, vp, bias, key_mask, options, weights);
   return padded != L ? narrow(out, 1, 0, L) : out;
@@ -304,12 +314,8 @@ Var MovingAverageGatedAttention::attend_cached(const Var& q, const Var& k, const
   // seen so far. Rows whose own prefix is all padding therefore match the full forward for right
   // padding (and fully padded chunks), but not for left padding, where the full forward knows that
   // real tokens follow; real tokens' rows always match.
-  AttentionOptions options;
-  options.function = function_;
+  AttentionOptions options = in_mode(attention_, training(), rng);
   options.causal = true;
-  options.dropout = attention_dropout_;
-  options.training = training();
-  options.rng = &rng;
   Var bias = rel_pos_bias.rows(S - L, L, S, cache.self_bias_table);  // (L, S): rows of the new positions
   Var out = attention(q, keys, values, bias, key_mask, options, weights);
   if (use_chunking_ && S == chunk_size_) {  // the chunk is complete: the next token starts afresh
@@ -347,8 +353,7 @@ GatedCrossAttention::GatedCrossAttention(const MegaConfig& config)
       shared_(config.shared_representation_size),
       prenorm_(config.normalize_before_mega),
       activation_(activation_from_name(config.activation)),
-      function_(attention_function_from_name(config.attention_activation)),
-      attention_dropout_(config.attention_probs_dropout_prob),
+      attention_(attention_from(config)),
       dropout_{config.dropout_prob, config.use_feature_dropout},
       hidden_dropout_{config.hidden_dropout_prob, config.use_feature_dropout},
       norm(config.normalization_type, config.hidden_size, config.norm_affine),
@@ -392,12 +397,8 @@ Var GatedCrossAttention::forward(const Var& query, const Var& source, const Tens
   // bias(max(Lt, Ls))[:Lt, :Ls], with the queries at their absolute positions when decoding.
   Var bias = cache ? rel_pos_bias.rows(position, L, S, cache->cross_bias_table)
                    : narrow(narrow(rel_pos_bias.forward(std::max(position + L, S)), 0, position, L), 1, 0, S);
-  AttentionOptions options;
-  options.function = function_;
-  options.dropout = attention_dropout_;
-  options.training = training();
-  options.rng = &rng;
-  Var attended = attention(parts[2], k, v, bias, source_mask, options, weights);  // (B, L, H)
+  Var attended = attention(parts[2], k, v, bias, source_mask, in_mode(attention_, training(), rng),
+                           weights);  // (B, L, H)
   Var hx = activate(activation_, h_proj.forward(attended * gate));
   hx = dropout_.apply(hx, training(), rng);
   Var out = query + r * (hx - query);

@@ -104,8 +104,7 @@ class MovingAverageGatedAttention : public Module {
   int64_t hidden_, shared_, intermediate_, chunk_size_;
   bool use_chunking_, causal_, prenorm_;
   Activation activation_;
-  AttentionFunction function_;
-  double attention_dropout_;
+  AttentionOptions attention_;  // function and dropout; mode, chunking and causality are set per call
   DropoutSpec dropout_, hidden_dropout_;
   // Submodules and parameters carry their state_dict names.
   SequenceNorm norm;
@@ -142,8 +141,7 @@ class GatedCrossAttention : public Module {
   int64_t hidden_, shared_;
   bool prenorm_;
   Activation activation_;
-  AttentionFunction function_;
-  double attention_dropout_;
+  AttentionOptions attention_;  // function and dropout; mode set per call
   DropoutSpec dropout_, hidden_dropout_;
   SequenceNorm norm;
   Linear k_proj, v_proj, q_proj, h_proj;
