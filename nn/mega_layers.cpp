@@ -310,14 +310,11 @@ Var MovingAverageGatedAttention::attend_cached(const Var& q, const Var& k, const
   const int64_t S = keys.size(1);  // keys since the chunk start; the new queries are the last L
   MEGA_CHECK(!use_chunking_ || S <= chunk_size_, "[mega_layer] cached tokens cross a chunk boundary (", S,
              " keys, chunk_size ", chunk_size_, ")");
-  // The softmax rule "a chunk whose keys are all padding masks none of them" is applied to the keys
-  // seen so far. Rows whose own prefix is all padding therefore match the full forward for right
-  // padding (and fully padded chunks), but not for left padding, where the full forward knows that
-  // real tokens follow; real tokens' rows always match.
   AttentionOptions options = in_mode(attention_, training(), rng);
   options.causal = true;
   Var bias = rel_pos_bias.rows(S - L, L, S, cache.self_bias_table);  // (L, S): rows of the new positions
   Var out = attention(q, keys, values, bias, key_mask, options, weights);
+  out = zero_left_padding_rows(out, key_mask, cache);
   if (use_chunking_ && S == chunk_size_) {  // the chunk is complete: the next token starts afresh
     cache.self_key = cache.self_value = cache.self_mask = Tensor();
   } else {
@@ -326,6 +323,34 @@ Var MovingAverageGatedAttention::attend_cached(const Var& q, const Var& k, const
     cache.self_mask = key_mask;
   }
   return out;
+}
+
+// The full forward's softmax masks no key of a chunk whose keys are all padding, but masks padding
+// keys when the chunk holds a real token anywhere, leaving a padding row with no visible key at zero.
+// Decoding sees only a prefix. Padding after real tokens (right padding) ends the sequence, so its chunk
+// stays all padding: the attention op's rule on the prefix is right. Padding before any real token (left
+// padding) is followed by real tokens, so its rows are zero. Only a chunk of pure left padding, or a row
+// of nothing but padding, differs from the full forward (its rows are padding; real rows never differ).
+Var MovingAverageGatedAttention::zero_left_padding_rows(const Var& out, const Tensor& key_mask,
+                                                       MegaLayerCache& cache) {
+  const int64_t B = out.size(0), L = out.size(1), S = key_mask.size(1);
+  if (!cache.seen_token.defined()) cache.seen_token = Tensor::zeros({B});
+  Tensor keep = Tensor::full({B, L, 1}, 1.0);
+  bool any = false;
+  for (int64_t b = 0; b < B; ++b) {
+    float& seen = cache.seen_token.data<float>()[b];
+    bool real_in_prefix = false;
+    for (int64_t j = 0; j < S; ++j) {
+      real_in_prefix = real_in_prefix || key_mask.data<float>()[b * S + j] != 0;
+      int64_t i = j - (S - L);  // the query at key position j
+      if (i >= 0 && seen == 0 && !real_in_prefix) {
+        keep.data<float>()[b * L + i] = 0;
+        any = true;
+      }
+    }
+    if (real_in_prefix) seen = 1;
+  }
+  return any ? out * Var(keep) : out;
 }
 
 NormalizedFeedForwardNetwork::NormalizedFeedForwardNetwork(const MegaConfig& config)

@@ -25,6 +25,7 @@ struct MegaLayerCache {
   Tensor self_key;     // (B, t, Z)
   Tensor self_value;   // (B, t, I)
   Tensor self_mask;    // (B, t) F32, 1 = token
+  Tensor seen_token;   // (B) F32: 1 once any real (non-padding) token has been fed
   Tensor cross_key;    // (B, S, Z)
   Tensor cross_value;  // (B, S, H)
   // Relative-bias tables (n, n) for the self- and cross-attention, grown by doubling: bias[i][j] does
@@ -100,6 +101,7 @@ class MovingAverageGatedAttention : public Module {
   Var attend(const Var& q, const Var& k, const Var& v, const Tensor& mask, Rng& rng, Tensor* weights);
   Var attend_cached(const Var& q, const Var& k, const Var& v, const Tensor& mask, MegaLayerCache& cache,
                     Rng& rng, Tensor* weights);
+  Var zero_left_padding_rows(const Var& out, const Tensor& key_mask, MegaLayerCache& cache);
 
   int64_t hidden_, shared_, intermediate_, chunk_size_;
   bool use_chunking_, causal_, prenorm_;
