@@ -41,6 +41,7 @@ const fs::path& root() {
 fs::path tiny_recipe() {
   fs::path path = root() / "tiny.yaml";
   if (fs::exists(path)) return path;
+  fs::create_directories(root());
   std::ofstream out(path);
   out << "model:\n"
          "  num_hidden_layers: 1\n  hidden_size: 16\n  intermediate_size: 32\n  nffn_hidden_size: 32\n"
@@ -118,6 +119,7 @@ class Trainer : public ::testing::Test {
   static void TearDownTestSuite() {
     delete reference_;
     reference_ = nullptr;
+    fs::remove_all(root());
   }
   static Log* reference_;
 };
