@@ -23,8 +23,12 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
+# Trains Mega on the small ListOps recipe (its data generated into data_cache/ when missing) and prints
+# the test accuracy; the run directory is runs/lra/listops_small (resumed when it holds checkpoints).
+TRAIN_RECIPE ?= recipes/configs/lra/listops_small.yaml
 train: build
-	$(BUILD)/mega train-mlp
+	@if [ -d runs/lra/listops_small/checkpoints ] && [ "$(TRAIN_RECIPE)" = recipes/configs/lra/listops_small.yaml ]; \
+	then $(BUILD)/mega train $(TRAIN_RECIPE) --resume; else $(BUILD)/mega train $(TRAIN_RECIPE); fi
 
 clean:
 	rm -rf $(BUILD)

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -70,6 +72,12 @@ std::string CheckpointDir::save(int64_t step, const Checkpoint& checkpoint, int6
   write_text(tmp_dir / "trainer_state.json", checkpoint.trainer_state.dump(2) + "\n");
   for (const char* file : {"config.json", "trainer_state.json"}) fsync_path(tmp_dir / file);
   fsync_path(tmp_dir);
+  // Fault injection for the kill-and-resume tests (tests/test_trainer.cpp): MEGA_FAULT_KILL_IN_SAVE=N
+  // makes the process SIGKILL itself while saving step N, with the temporary folder written and not yet
+  // renamed: the worst moment for a kill.
+  if (const char* kill_step = std::getenv("MEGA_FAULT_KILL_IN_SAVE"); kill_step && *kill_step &&
+      std::stoll(kill_step) == step)
+    std::raise(SIGKILL);
   // A checkpoint of the same step (a rerun after resuming) is replaced whole.
   if (fs::exists(final_dir)) fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);

@@ -24,6 +24,8 @@ const std::map<std::string, Command>& commands() {
       {"generate", {mega::cli::generate, "generate tokens from a causal Mega checkpoint with the cache"}},
       {"train-mlp", {mega::cli::train_mlp, "train a small MLP on a generated task (engine smoke run)"}},
       {"validate", {mega::cli::validate, "check a recipe without training and print it resolved"}},
+      {"train", {mega::cli::train, "train a recipe: 'mega train RECIPE.yaml [key=value ...] [--resume]'"}},
+      {"eval", {mega::cli::eval, "evaluate a checkpoint: 'mega eval RECIPE.yaml --checkpoint DIR'"}},
       {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},
   };
   return table;

@@ -1,0 +1,419 @@
+// The trainer (see trainer.h): builders from recipe to model, then setup, train, evaluate, save, resume.
+#include "recipes/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "core/threading.h"
+#include "data/listops.h"
+#include "nn/init.h"
+#include "ops/elementwise.h"
+#include "ops/loss.h"
+#include "recipes/checkpoint.h"
+#include "recipes/metrics.h"
+
+namespace fs = std::filesystem;
+
+namespace mega {
+
+// ---- Builders ----
+
+TaskInfo task_info(const Recipe& recipe) {
+  MEGA_CHECK(recipe.data.task == "listops", recipe.path, ": data.task '", recipe.data.task,
+             "' has no trainer yet (known: listops)");
+  return TaskInfo{kListOpsVocabSize, kListOpsClasses, kListOpsPad};
+}
+
+MegaConfig mega_config_from_recipe(const Recipe& r, const TaskInfo& task) {
+  MegaConfig c;
+  c.vocab_size = r.is_null("model.vocab_size") ? task.vocab_size : r.get_int("model.vocab_size");
+  c.hidden_size = r.get_int("model.hidden_size");
+  c.num_hidden_layers = r.get_int("model.num_hidden_layers");
+  c.intermediate_size = r.get_int("model.intermediate_size");
+  c.ema_projection_size = r.get_int("model.ema_projection_size");
+  c.bidirectional = r.get_bool("model.bidirectional");
+  c.shared_representation_size = r.get_int("model.shared_representation_size");
+  c.use_chunking = r.get_bool("model.use_chunking");
+  c.chunk_size = r.get_int("model.chunk_size");
+  if (!r.is_null("model.truncation")) c.truncation = r.get_int("model.truncation");
+  c.normalize_before_mega = r.get_bool("model.normalize_before_mega");
+  c.normalization_type = r.get_string("model.normalization_type");
+  c.norm_affine = r.get_bool("model.norm_affine");
+  c.activation = r.get_string("model.activation");
+  c.attention_activation = r.get_string("model.attention_activation");
+  c.dropout_prob = r.get_float("model.dropout_prob");
+  c.hidden_dropout_prob = r.get_float("model.hidden_dropout_prob");
+  c.attention_probs_dropout_prob = r.get_float("model.attention_probs_dropout_prob");
+  c.use_feature_dropout = r.get_bool("model.use_feature_dropout");
+  c.use_normalized_ffn = r.get_bool("model.use_normalized_ffn");
+  c.nffn_hidden_size = r.get_int("model.nffn_hidden_size");
+  c.normalize_before_ffn = r.get_bool("model.normalize_before_ffn");
+  c.nffn_activation_dropout_prob = r.get_float("model.nffn_activation_dropout_prob");
+  c.max_positions = r.get_int("model.max_positions");
+  c.add_token_type_embeddings = r.get_bool("model.add_token_type_embeddings");
+  c.type_vocab_size = r.get_int("model.type_vocab_size");
+  c.initializer_range = r.get_float("model.initializer_range");
+  c.ema_delta_alpha_range = r.get_float("model.ema_delta_alpha_range");
+  c.ema_beta_range = r.get_float("model.ema_beta_range");
+  c.ema_gamma_omega_range = r.get_float("model.ema_gamma_omega_range");
+  c.relative_positional_bias = r.get_string("model.relative_positional_bias");
+  c.pad_token_id = r.is_null("model.pad_token_id") ? task.pad_id : r.get_int("model.pad_token_id");
+  c.bos_token_id = std::nullopt;  // classification: no sentence markers
+  c.eos_token_id = std::nullopt;
+  c.classifier_dropout =
+      r.is_null("model.classifier_dropout") ? c.dropout_prob : r.get_float("model.classifier_dropout");
+  c.set_num_labels(r.is_null("model.num_labels") ? task.num_labels : r.get_int("model.num_labels"));
+  c.architectures = {"MegaModel"};
+  c.validate();
+  return c;
+}
+
+LraClassifierOptions classifier_options_from_recipe(const Recipe& r, const TaskInfo& task) {
+  LraClassifierOptions o;
+  o.encoder = mega_config_from_recipe(r, task);
+  o.pooling = pooling_from_name(r.get_string("model.pooling"));
+  o.classifier_layers = r.get_int("model.classifier_layers");
+  o.classifier_hidden_size =
+      r.is_null("model.classifier_hidden_size") ? o.encoder.hidden_size : r.get_int("model.classifier_hidden_size");
+  o.classifier_activation = activation_from_name(r.get_string("model.classifier_activation"));
+  o.classifier_dropout = *o.encoder.classifier_dropout;
+  o.num_labels = o.encoder.num_labels();
+  return o;
+}
+
+std::unique_ptr<LraClassifier> build_model(const Recipe& recipe) {
+  const std::string& head = recipe.get_string("model.head");
+  MEGA_CHECK(head == "sequence_classification", recipe.path, ": model.head '", head, "' has no model yet");
+  return std::make_unique<LraClassifier>(classifier_options_from_recipe(recipe, task_info(recipe)));
+}
+
+namespace {
+
+constexpr int64_t kKeepLastCheckpoints = 2;
+
+// ---- setup ----
+
+ListOpsSplits load_data(const Recipe& recipe) {
+  const DataRecipe& d = recipe.data;
+  if (!listops_dataset_exists(d.dir)) {
+    MEGA_CHECK(d.generate, recipe.path, ": data.dir '", d.dir,
+               "' lacks basic_{train,val,test}.tsv; put LRA's ListOps release there or set data.generate=true");
+    std::printf("generating ListOps into %s ...\n", d.dir.c_str());
+    std::fflush(stdout);
+    write_listops_dataset(d.dir, d.generator, d.train_examples, d.val_examples, d.test_examples, d.generator_seed);
+  }
+  return load_listops_splits(d.dir, d.max_length);
+}
+
+int64_t pad_multiple(const LraClassifier& model) {
+  const MegaConfig& c = model.options().encoder;
+  return c.use_chunking ? c.chunk_size : 1;
+}
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    MEGA_CHECK(out.good(), "cannot write '", tmp.string(), "'");
+  }
+  fs::rename(tmp, path);
+}
+
+// Fault injection for the kill-and-resume tests: MEGA_FAULT_KILL_AFTER_STEP=N makes the process SIGKILL
+// itself right after update N, before that step is logged or saved (a kill while training). The
+// kill while saving is MEGA_FAULT_KILL_IN_SAVE (recipes/checkpoint.cpp).
+std::optional<int64_t> fault_kill_after_step() {
+  const char* value = std::getenv("MEGA_FAULT_KILL_AFTER_STEP");
+  if (!value || !*value) return std::nullopt;
+  return std::stoll(value);
+}
+
+// ---- evaluate ----
+
+EvalResult evaluate(LraClassifier& model, const std::vector<SequenceExample>& examples, const Recipe& recipe) {
+  if (examples.empty()) return {};
+  model.eval();
+  NoGradGuard no_grad;
+  Rng rng(0);  // eval draws no dropout; a throwaway so the training stream is untouched
+  BatchingOptions options;
+  options.batch_size = recipe.train.eval_batch_size;
+  options.shuffle = false;
+  options.bucket_batches = recipe.data.bucket_batches;
+  const int64_t pad = *model.options().encoder.pad_token_id;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (const std::vector<int64_t>& indices : epoch_batches(sequence_lengths(examples), options, 0)) {
+    Batch batch = make_batch(examples, indices, pad, pad_multiple(model));
+    Var logits = model.forward(batch.ids, batch.mask, rng);  // (B, C)
+    const int64_t B = logits.size(0), C = logits.size(1);
+    loss_sum += cross_entropy(logits, batch.labels).item() * static_cast<double>(B);
+    Tensor values = logits.value().to(DType::F32);
+    const float* z = values.data<float>();
+    const int64_t* y = batch.labels.data<int64_t>();
+    for (int64_t b = 0; b < B; ++b)
+      correct += (std::max_element(z + b * C, z + (b + 1) * C) - (z + b * C)) == y[b];
+  }
+  model.train();
+  const double n = static_cast<double>(examples.size());
+  return EvalResult{loss_sum / n, static_cast<double>(correct) / n, static_cast<int64_t>(examples.size())};
+}
+
+nlohmann::json eval_row(int64_t step, const std::string& split, const EvalResult& result) {
+  return {{"step", step}, {"split", split}, {split + "_loss", result.loss}, {split + "_accuracy", result.accuracy}};
+}
+
+// ---- save ----
+
+// Everything besides the model and optimizer that the next update depends on.
+struct TrainerState {
+  int64_t step = 0;
+  DataPosition data;
+  uint64_t rng_stream = 0;
+  double best_val_accuracy = -1;
+  int64_t best_step = -1;
+  double loss_since_log = 0;  // sum of the losses of the steps since the last log row
+  int64_t steps_since_log = 0;
+  int64_t skipped_steps = 0;  // non-finite gradients
+
+  nlohmann::json to_json() const {
+    return {{"step", step},
+            {"epoch", data.epoch},
+            {"batch", data.batch},
+            {"rng_stream", rng_stream},
+            {"best_val_accuracy", best_val_accuracy},
+            {"best_step", best_step},
+            {"loss_since_log", loss_since_log},
+            {"steps_since_log", steps_since_log},
+            {"skipped_steps", skipped_steps}};
+  }
+  static TrainerState from_json(const nlohmann::json& j, const std::string& dir) {
+    TrainerState s;
+    try {
+      s.step = j.at("step").get<int64_t>();
+      s.data.epoch = j.at("epoch").get<int64_t>();
+      s.data.batch = j.at("batch").get<int64_t>();
+      s.rng_stream = j.at("rng_stream").get<uint64_t>();
+      s.best_val_accuracy = j.at("best_val_accuracy").get<double>();
+      s.best_step = j.at("best_step").get<int64_t>();
+      s.loss_since_log = j.at("loss_since_log").get<double>();
+      s.steps_since_log = j.at("steps_since_log").get<int64_t>();
+      s.skipped_steps = j.at("skipped_steps").get<int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      fail("checkpoint '", dir, "': bad trainer_state.json: ", e.what());
+    }
+    return s;
+  }
+};
+
+void save(CheckpointDir& checkpoints, const LraClassifier& model, const Optimizer& optimizer,
+          const TrainerState& state) {
+  Checkpoint checkpoint;
+  checkpoint.config = model.config_json();
+  checkpoint.model = model.state_dict();
+  checkpoint.optimizer = optimizer.state_dict();
+  checkpoint.trainer_state = state.to_json();
+  std::optional<int64_t> best = state.best_step >= 0 ? std::optional<int64_t>(state.best_step) : std::nullopt;
+  checkpoints.save(state.step, checkpoint, kKeepLastCheckpoints, best);
+}
+
+// ---- resume ----
+
+// Restores model, optimizer and trainer state from a loaded checkpoint; errors name the folder.
+TrainerState restore(const Checkpoint& checkpoint, const std::string& dir, LraClassifier& model, Optimizer& optimizer) {
+  try {
+    model.load_state_dict(checkpoint.model);
+  } catch (const Error& e) {
+    fail("checkpoint '", dir, "' does not fit the recipe's model: ", e.what(), " (in ", dir, "/model.safetensors)");
+  }
+  try {
+    optimizer.load_state_dict(checkpoint.optimizer);
+  } catch (const Error& e) {
+    fail("checkpoint '", dir, "': ", e.what(), " (in ", dir, "/optimizer.safetensors)");
+  }
+  return TrainerState::from_json(checkpoint.trainer_state, dir);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+// ---- The driver ----
+
+TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
+  const fs::path run_dir = recipe.output_dir;
+  const TrainRecipe& t = recipe.train;
+  CheckpointDir checkpoints(run_dir.string());
+
+  // Resume reads (and validates) the checkpoint before anything is written: a corrupt one is refused
+  // with the run directory untouched.
+  std::optional<Checkpoint> resumed;
+  std::string resumed_dir;
+  if (options.resume) {
+    if (auto newest = checkpoints.newest()) {
+      resumed_dir = *newest;
+      resumed = CheckpointDir::load(resumed_dir);
+    }
+  } else {
+    MEGA_CHECK(checkpoints.list().empty(), "output_dir '", run_dir.string(),
+               "' already holds checkpoints: pass --resume to continue that run, or set another output_dir");
+  }
+
+  // ---- setup ----
+  if (t.threads > 0) set_num_threads(static_cast<int>(t.threads));
+  ListOpsSplits data = load_data(recipe);
+  std::unique_ptr<LraClassifier> model = build_model(recipe);
+  Rng rng(t.seed);  // init draws its streams first, then every dropout call takes the next one
+  init_mega_weights(*model, model->options().encoder, rng);
+  Optimizer optimizer(decay_groups(model->named_parameters(), recipe.optim.weight_decay, recipe.optim.no_decay),
+                      recipe.optim.options);
+  const std::vector<Var> params = all_params(optimizer.groups());
+  BatchingOptions batching;
+  batching.batch_size = t.batch_size;
+  batching.shuffle = true;
+  batching.seed = t.seed;
+  batching.bucket_batches = recipe.data.bucket_batches;
+  const int64_t pad = *model->options().encoder.pad_token_id;
+  BatchStream stream(&data.train.examples, batching, pad, pad_multiple(*model));
+  const Schedule schedule = resolved_schedule(recipe, stream.batches_per_epoch());
+  const int64_t total = total_updates(recipe, stream.batches_per_epoch());
+
+  TrainerState state;
+  if (resumed) {
+    state = restore(*resumed, resumed_dir, *model, optimizer);
+    stream.set_position(state.data);
+    rng.set_stream_position(state.rng_stream);
+  }
+  fs::create_directories(run_dir);
+  write_text_atomically(run_dir / "recipe.yaml", recipe_to_yaml(recipe));
+  const fs::path metrics_path = run_dir / "metrics.jsonl";
+  if (!resumed) fs::remove(metrics_path);  // a fresh run starts a fresh log
+  MetricsLog metrics(metrics_path.string(), resumed ? state.step : -1);
+  Progress progress(total, state.step, options.terminal);
+  if (resumed) progress.message("resumed from " + resumed_dir + " at step " + std::to_string(state.step));
+  else
+    progress.message("training " + std::to_string(total) + " updates, " + std::to_string(data.train.examples.size()) +
+                     " examples, run directory " + run_dir.string());
+
+  const auto kill_after = fault_kill_after_step();
+  const auto started = std::chrono::steady_clock::now();
+  auto log_started = started;
+  int64_t tokens_total = 0, tokens_since_log = 0;
+  model->train();
+
+  // ---- train ----
+  while (state.step < total) {
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < t.accumulate; ++micro) {
+      Batch batch = stream.next();
+      Var loss = cross_entropy(model->forward(batch.ids, batch.mask, rng), batch.labels);
+      (loss * (1.0 / static_cast<double>(t.accumulate))).backward();
+      loss_sum += loss.item();
+      tokens_since_log += batch.tokens;
+      tokens_total += batch.tokens;
+    }
+    const double loss = loss_sum / static_cast<double>(t.accumulate);
+    const double lr = learning_rate(schedule, state.step);  // the rate of update step + 1 (schedule.h)
+    const double norm = t.grad_clip > 0 ? clip_grad_norm(params, t.grad_clip) : grad_norm(params);
+    if (std::isfinite(norm) && std::isfinite(loss)) optimizer.step(lr);
+    else state.skipped_steps += 1;  // a non-finite gradient would poison every weight: skip the update
+    optimizer.zero_grad();
+    state.step += 1;
+    state.data = stream.position();
+    state.rng_stream = rng.stream_position();
+    if (kill_after && state.step == *kill_after) std::raise(SIGKILL);
+
+    state.loss_since_log += loss;
+    state.steps_since_log += 1;
+    if (state.step % t.log_interval == 0 || state.step == total) {
+      const double seconds = seconds_since(log_started);
+      const double tokens_per_second = seconds > 0 ? static_cast<double>(tokens_since_log) / seconds : 0;
+      const double mean_loss = state.loss_since_log / static_cast<double>(state.steps_since_log);
+      metrics.write({{"step", state.step},
+                     {"epoch", state.data.epoch},
+                     {"loss", mean_loss},
+                     {"lr", lr},
+                     {"grad_norm", norm},
+                     {"tokens_per_s", tokens_per_second},
+                     {"skipped_steps", state.skipped_steps}});
+      progress.update(state.step, mean_loss, lr, tokens_per_second);
+      state.loss_since_log = 0;
+      state.steps_since_log = 0;
+      tokens_since_log = 0;
+      log_started = std::chrono::steady_clock::now();
+    }
+
+    bool new_best = false;
+    if (state.step % t.eval_interval == 0 || state.step == total) {
+      EvalResult val = evaluate(*model, data.val.examples, recipe);
+      metrics.write(eval_row(state.step, "val", val));
+      char line[160];
+      std::snprintf(line, sizeof line, "step %lld  val loss %.4f  val accuracy %.4f", static_cast<long long>(state.step),
+                    val.loss, val.accuracy);
+      progress.message(line);
+      if (val.accuracy > state.best_val_accuracy) {
+        state.best_val_accuracy = val.accuracy;
+        state.best_step = state.step;
+        new_best = true;
+      }
+    }
+    // The best model gets a checkpoint of its own, so retention can keep it.
+    if (state.step % t.save_interval == 0 || state.step == total || new_best) save(checkpoints, *model, optimizer, state);
+  }
+  progress.finish();
+
+  TrainSummary summary;
+  summary.steps = state.step;
+  summary.seconds = seconds_since(started);
+  summary.tokens_per_second = summary.seconds > 0 ? static_cast<double>(tokens_total) / summary.seconds : 0;
+  summary.best_val_accuracy = state.best_val_accuracy;
+  summary.val = evaluate(*model, data.val.examples, recipe);
+  summary.test = evaluate(*model, data.test.examples, recipe);
+  metrics.write(eval_row(state.step, "test", summary.test));
+  return summary;
+}
+
+EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& dir) {
+  const fs::path config_path = fs::path(dir) / "config.json", model_path = fs::path(dir) / "model.safetensors";
+  MEGA_CHECK(fs::is_directory(dir), "checkpoint '", dir, "' is not a folder");
+  std::ifstream in(config_path);
+  MEGA_CHECK(in.good(), "checkpoint file '", config_path.string(), "' is missing or unreadable");
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail("checkpoint file '", config_path.string(), "' is not valid JSON: ", e.what());
+  }
+  LraClassifierOptions options;
+  try {
+    options = LraClassifier::options_from_config_json(config);
+  } catch (const Error& e) {
+    fail(e.what(), " (in ", config_path.string(), ")");
+  }
+  LraClassifier model(options);
+  try {
+    model.load_state_dict(load_safetensors(model_path.string()).tensors);
+  } catch (const Error& e) {
+    fail(e.what(), " (in ", model_path.string(), ")");
+  }
+  if (recipe.train.threads > 0) set_num_threads(static_cast<int>(recipe.train.threads));
+  ListOpsSplits data = load_data(recipe);
+  EvalSummary summary;
+  summary.val = evaluate(model, data.val.examples, recipe);
+  summary.test = evaluate(model, data.test.examples, recipe);
+  return summary;
+}
+
+}  // namespace mega

@@ -1,0 +1,67 @@
+// The trainer: one readable driver for a recipe, in the order a run happens.
+//   setup     recipe -> MegaConfig and head options (the builders below), the dataset (generated when
+//             data.generate and data.dir lacks it), batch streams, model, init, optimizer groups, schedule
+//   train     micro-batches of batch_size, loss / accumulate, backward, clip, skip non-finite, step, zero
+//   evaluate  loss and accuracy on val / test in eval mode without autograd
+//   save      output_dir/checkpoints/step-N: model (HF layout), optimizer state, trainer_state.json
+//             (step, data position, rng stream position, best val accuracy); keeps the last 2 and the best
+//   resume    the newest checkpoint: a run resumed after a kill logs the same losses, bit for bit, as one
+//             never interrupted (same thread count), since every source of change is in the checkpoint.
+// The run directory (output_dir) holds recipe.yaml (the resolved recipe), metrics.jsonl and checkpoints/.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nn/lra_classifier.h"
+#include "recipes/recipe.h"
+
+namespace mega {
+
+// ---- Builders: the only place where recipe keys turn into constructor arguments. ----
+
+// What the dataset decides for the model when the recipe leaves it null.
+struct TaskInfo {
+  int64_t vocab_size = 0;
+  int64_t num_labels = 0;
+  int64_t pad_id = 0;
+};
+TaskInfo task_info(const Recipe& recipe);  // listops: 17 tokens, 10 labels, pad 0
+
+MegaConfig mega_config_from_recipe(const Recipe& recipe, const TaskInfo& task);
+LraClassifierOptions classifier_options_from_recipe(const Recipe& recipe, const TaskInfo& task);
+// The task registry: the model a recipe's model.head and data.task call for. Sequence classification
+// of one sequence (ListOps; later Text, Image, Pathfinder) is the LRA classifier; Retrieval's dual
+// encoder will be a branch of its own.
+std::unique_ptr<LraClassifier> build_model(const Recipe& recipe);
+
+// ---- The driver ----
+
+struct EvalResult {
+  double loss = 0;      // mean cross-entropy per example
+  double accuracy = 0;  // fraction correct
+  int64_t examples = 0;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  EvalResult val, test;
+  double best_val_accuracy = 0;
+  double seconds = 0;           // wall time of this process's training loop
+  double tokens_per_second = 0; // training tokens (non-padding) per second, this process
+};
+
+struct TrainOptions {
+  bool resume = false;   // continue from the newest checkpoint in output_dir/checkpoints
+  bool terminal = false; // draw a progress bar instead of log lines
+};
+
+TrainSummary train(const Recipe& recipe, const TrainOptions& options);
+
+// Loads a checkpoint folder's model and evaluates it on the recipe's val and test splits.
+struct EvalSummary {
+  EvalResult val, test;
+};
+EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& checkpoint_dir);
+
+}  // namespace mega
