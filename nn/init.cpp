@@ -2,6 +2,7 @@
 #include "nn/init.h"
 
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "core/error.h"
@@ -30,7 +31,11 @@ void fill_normal(Tensor& x, double std, Rng& rng) {
 void init_mega_weights(Module& model, const MegaConfig& config, Rng& rng) {
   NoGradGuard no_grad;
   const double std = config.initializer_range;
+  std::set<VariableImpl*> done;
   for (auto& [name, parameter] : model.named_parameters()) {
+    // A tied weight is listed under each of its names; it keeps the rule of the first (HF initialises
+    // the word embeddings, then ties lm_head to them).
+    if (!done.insert(parameter.impl()).second) continue;
     Tensor& x = parameter.value_mut();
     if (ends_with(name, "ema_gate.damping_factor") || ends_with(name, "ema_gate.decay_factor")) {
       fill_normal(x, config.ema_delta_alpha_range, rng);  // delta, alpha

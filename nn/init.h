@@ -10,6 +10,7 @@
 //   batch-norm running_mean = 0, running_var = 1, num_batches_tracked = 0
 // Each parameter draws from a stream of its own (rng.next_stream(), in named_parameters order), so the
 // result is deterministic and independent of the thread count. A parameter no rule covers is an error.
+// A tied weight is initialised once, by the rule of its first name.
 #pragma once
 #include "core/rng.h"
 #include "nn/config.h"

@@ -2,6 +2,8 @@
 // of the fixtures, "Heads").
 #include "nn/mega_model.h"
 
+#include "nn/init.h"
+
 #include <algorithm>
 #include <filesystem>
 
@@ -305,36 +307,7 @@ MegaOutputs MegaForQuestionAnswering::forward(const MegaInputs& inputs, Rng& rng
   return out;
 }
 
-void MegaPreTrainedModel::init_weights(Rng& rng) {
-  const MegaConfig& c = config_;
-  const std::set<std::string> aliases = tied_aliases();  // HF ties after initialising: keep the embedding's
-  for (const auto& [name, parameter] : named_parameters()) {
-    if (aliases.count(name)) continue;
-    Tensor& w = parameter.value_mut();
-    float* data = w.data<float>();
-    const uint64_t stream = rng.next_stream();
-    auto normal = [&](double std) {
-      for (int64_t i = 0; i < w.numel(); ++i) data[i] = static_cast<float>(std * rng.normal(stream, i));
-    };
-    auto ends = [&name](const char* suffix) { return name.ends_with(suffix); };
-    if (ends("ema_gate.damping_factor") || ends("ema_gate.decay_factor")) {
-      normal(c.ema_delta_alpha_range);
-    } else if (ends("ema_gate.ema_expansion_matrix")) {  // (D', N, 1): beta ~ +1, -1, +1, ... over N
-      normal(c.ema_beta_range);
-      for (int64_t i = 0; i < w.numel(); ++i) data[i] += (i % c.ema_projection_size) % 2 ? -1.f : 1.f;
-    } else if (ends("ema_gate.kernel_projection_matrix") || ends("ema_gate.residual_weight")) {
-      normal(c.ema_gamma_omega_range);
-    } else if (ends("norm.scalar") || ends("norm.weight")) {
-      w.fill(1.0);
-    } else if (ends("qk_bias") || ends(".bias")) {
-      w.fill(0.0);
-    } else {  // Linear and embedding weights, qk_weight, relative-bias weights
-      normal(c.initializer_range);
-      if (ends("word_embeddings.weight") && c.pad_token_id && *c.pad_token_id >= 0 && *c.pad_token_id < w.size(0))
-        std::fill(data + *c.pad_token_id * w.size(1), data + (*c.pad_token_id + 1) * w.size(1), 0.f);
-    }
-  }
-}
+void MegaPreTrainedModel::init_weights(Rng& rng) { init_mega_weights(*this, config_, rng); }
 
 std::unique_ptr<MegaPreTrainedModel> make_mega(const MegaConfig& config, const std::string& architecture) {
   if (architecture == "MegaModel") return std::make_unique<MegaBaseModel>(config);
