@@ -312,6 +312,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   auto log_started = started;
   int64_t tokens_total = 0, tokens_since_log = 0;
   model->train();
+  std::optional<EvalResult> last_val;  // the final step's, to report without evaluating again
 
   // ---- train ----
   while (state.step < total) {
@@ -357,7 +358,8 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
 
     bool new_best = false;
     if (state.step % t.eval_interval == 0 || state.step == total) {
-      EvalResult val = evaluate(*model, data.val.examples, recipe);
+      const EvalResult val = evaluate(*model, data.val.examples, recipe);
+      last_val = val;
       metrics.write(eval_row(state.step, "val", val));
       char line[160];
       std::snprintf(line, sizeof line, "step %lld  val loss %.4f  val accuracy %.4f", static_cast<long long>(state.step),
@@ -379,7 +381,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   summary.seconds = seconds_since(started);
   summary.tokens_per_second = summary.seconds > 0 ? static_cast<double>(tokens_total) / summary.seconds : 0;
   summary.best_val_accuracy = state.best_val_accuracy;
-  summary.val = evaluate(*model, data.val.examples, recipe);
+  summary.val = last_val ? *last_val : evaluate(*model, data.val.examples, recipe);
   summary.test = evaluate(*model, data.test.examples, recipe);
   metrics.write(eval_row(state.step, "test", summary.test));
   return summary;
