@@ -54,15 +54,18 @@ const Plans& plans_for(int64_t n, int64_t batch) {
   MEGA_CHECK(n <= (int64_t{1} << 30) && batch <= (int64_t{1} << 30), "[fft] transform too large: n ", n,
              " batch ", batch);
   int length = static_cast<int>(n), count = static_cast<int>(batch), bins = length / 2 + 1;
-  // FFTW_MEASURE overwrites the arrays while it times candidates, so plan on scratch of the same alignment.
+  // FFTW_MEASURE overwrites the arrays while it times candidates, so plan on scratch. FFTW_UNALIGNED: callers
+  // execute on sub-blocks of their buffers, which need not be aligned like the scratch; a plan made without
+  // this flag may use aligned SIMD loads and crashes there (it did, at L 2000 with truncation 1024 on two
+  // threads).
   Buffer<float> real = real_buffer(n * batch);
   Buffer<std::complex<float>> spectrum = complex_buffer(bins * batch);
   auto* c = reinterpret_cast<fftwf_complex*>(spectrum.get());
   Plans plans;
   plans.forward = fftwf_plan_many_dft_r2c(1, &length, count, real.get(), nullptr, 1, length, c, nullptr, 1, bins,
-                                          FFTW_MEASURE | FFTW_PRESERVE_INPUT);
+                                          FFTW_MEASURE | FFTW_PRESERVE_INPUT | FFTW_UNALIGNED);
   plans.inverse = fftwf_plan_many_dft_c2r(1, &length, count, c, nullptr, 1, bins, real.get(), nullptr, 1, length,
-                                          FFTW_MEASURE);
+                                          FFTW_MEASURE | FFTW_UNALIGNED);
   MEGA_CHECK(plans.forward && plans.inverse, "[fft] FFTW could not plan length ", n, " batch ", batch);
   return cache.emplace(std::make_pair(n, batch), plans).first->second;
 }

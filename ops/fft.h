@@ -11,8 +11,8 @@ namespace mega::fft {
 // (never a large prime factor), even so the real transform halves cleanly.
 int64_t fast_length(int64_t at_least);
 
-// Buffers from fftwf_malloc, aligned for FFTW's SIMD: every array handed to forward/inverse must be one,
-// because a cached plan runs only on arrays aligned like the ones it was planned on.
+// Buffers from fftwf_malloc, aligned for FFTW's SIMD. Plans are made FFTW_UNALIGNED, so forward/inverse
+// also accept sub-blocks of such buffers at any offset.
 struct FreeFftw {
   void operator()(void* p) const;
 };

@@ -256,3 +256,24 @@ TEST(EmaThreads, ParallelPathsAgreeAndAreDeterministic) {
     EXPECT_EQ(direct[i].to_vector(), direct_serial[i].to_vector()) << "direct, 1 vs 2 threads: " << names[i];
   }
 }
+
+// The paper's ListOps shape (D 80, L 2000, truncation 1024) on two threads: a standalone run crashed inside
+// FFTW before plans were made FFTW_UNALIGNED (sub-blocks of a spectrum at offsets c0 * bins are not 16-byte
+// aligned). Whether a plan uses aligned loads depends on what FFTW_MEASURE times fastest, so this could not
+// be made to fail every time; it stays as a smoke test of that shape and of thread-count determinism.
+TEST(EmaThreads, TruncatedListOpsShapeRunsOnTwoThreads) {
+  int64_t B = 2, L = 2000, D = 80, N = 16;
+  std::vector<Tensor> values = {random_tensor({B, L, D}, 201).to(DType::F32)};
+  for (Tensor& p : random_params(2 * D, D, N, 210)) values.push_back(p.to(DType::F32));
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    std::vector<Var> v;
+    for (const Tensor& t : values) v.push_back(Var::parameter(t));
+    Var out = ema_with_path(v[0], as_params(v), Tensor(), true, 1024, EmaPath::Fft);
+    out.backward(Tensor::full(out.shape(), 1.0f));
+    set_num_threads(0);
+    return std::vector<Tensor>{out.value(), v[0].grad(), v[4].grad()};
+  };
+  std::vector<Tensor> two = run(2), one = run(1);
+  for (size_t i = 0; i < two.size(); ++i) EXPECT_EQ(two[i].to_vector(), one[i].to_vector()) << i;
+}
