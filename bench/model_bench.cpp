@@ -5,6 +5,7 @@
 
 #include "bench/bench.h"
 #include "core/rng.h"
+#include "nn/init.h"
 #include "nn/mega_model.h"
 
 namespace mega::bench {
@@ -35,16 +36,6 @@ MegaConfig listops_config(int64_t length, int64_t chunk) {
   return config;
 }
 
-// Small normal values in every parameter: timing only needs finite, unsaturated activations.
-void fill_parameters(Module& model, uint64_t seed) {
-  Rng rng(seed);
-  for (auto& [name, parameter] : model.named_parameters()) {
-    uint64_t stream = rng.next_stream();
-    float* p = parameter.value_mut().data<float>();
-    for (int64_t i = 0; i < parameter.numel(); ++i) p[i] = 0.05f * rng.normal(stream, i);
-  }
-}
-
 }  // namespace
 
 void bench_model(Table& table, const Options& options) {
@@ -54,7 +45,8 @@ void bench_model(Table& table, const Options& options) {
     for (int64_t chunk : {int64_t{0}, int64_t{128}}) {
       MegaConfig config = listops_config(length, chunk);
       MegaModel model(config, /*add_pooling_layer=*/false);
-      fill_parameters(model, 1);
+      Rng init_rng(1);
+      init_mega_weights(model, config, init_rng);
       model.eval();
       int64_t batch = tokens / length;
       MegaInputs inputs;
