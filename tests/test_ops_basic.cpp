@@ -110,7 +110,7 @@ TEST(OpsForward, MatmulF32OnOneDnnMatchesTheReferenceLoop) {
   Var fast = matmul(Var(a.to(DType::F32)), Var(b.to(DType::F32)), false, false);
   Var slow = matmul(Var(a), Var(b), false, false);  // F64 takes the plain loop
   for (int64_t i = 0; i < fast.numel(); ++i) ASSERT_NEAR(fast.value().at(i), slow.value().at(i), 1e-4);
-  Var t = matmul(Var(b.to(DType::F32)), Var(a.to(DType::F32)), true, true);  // (11, 9)^T... b^T a^T
+  Var t = matmul(Var(b.to(DType::F32)), Var(a.to(DType::F32)), true, true);  // b^T a^T: (11, 9) times each (9, 17) of a^T, b broadcast over a's batch
   Var ts = matmul(Var(b), Var(a), true, true);
   for (int64_t i = 0; i < t.numel(); ++i) ASSERT_NEAR(t.value().at(i), ts.value().at(i), 1e-4);
 }
