@@ -35,9 +35,10 @@ struct LraClassifierOptions {
   double classifier_dropout = 0.0;
   int64_t num_labels = 2;
   LraInput input = LraInput::Tokens;
-  // Pixels: x = (v / 255 - pixel_mean) / pixel_std before the embedding.
-  double pixel_mean = 0.0;
-  double pixel_std = 1.0;
+  // Pixels: x = (v / 255 - pixel_mean) / pixel_std before the embedding; 0.5, 0.5 is the default of
+  // Mega's lra-image task (--pixel-normalization), mapping 0-255 onto [-1, 1].
+  double pixel_mean = 0.5;
+  double pixel_std = 0.5;
 };
 
 // The sentence representation of encoder states h (B, L, H) under mask (B, L): (B, H).
