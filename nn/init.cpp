@@ -69,6 +69,10 @@ void init_mega_weights(Module& model, const MegaConfig& config, Rng& rng) {
         Tensor row = Tensor::zeros({width}, x.dtype());
         std::memcpy(static_cast<char*>(x.raw()) + pad * width * dtype_size(x.dtype()), row.raw(), row.nbytes());
       }
+    } else if (ends_with(name, "pixel_embedding.weight")) {
+      fill_normal(x, 1.0, rng);  // Mega's RealNumberEmbedding: weight ~ N(0, 1), bias ~ N(0, 0.1)
+    } else if (ends_with(name, "pixel_embedding.bias")) {
+      fill_normal(x, 0.1, rng);
     } else if (ends_with(name, ".weight") && x.dim() == 2) {
       fill_normal(x, std, rng);  // Linear
     } else if (ends_with(name, ".bias") && x.dim() == 1) {

@@ -8,6 +8,8 @@
 //                                                embeddings is zero
 //   qk_bias, every Linear bias, norm biases    = 0;  norm weights and the scalenorm scalar = 1
 //   batch-norm running_mean = 0, running_var = 1, num_batches_tracked = 0
+//   pixel_embedding.weight ~ N(0, 1), pixel_embedding.bias ~ N(0, 0.1)   (the original Mega's
+//                                                RealNumberEmbedding, for the LRA pixel input)
 // Each parameter draws from a stream of its own (rng.next_stream(), in named_parameters order), so the
 // result is deterministic and independent of the thread count. A parameter no rule covers is an error.
 // A tied weight is initialised once, by the rule of its first name.

@@ -1,5 +1,8 @@
-// The LRA classifier: Mega encoder, pooling, MLP head.
+// The LRA classifier: Mega encoder over tokens or pixels, pooling, MLP head; and the pieces the dual
+// encoder shares (pooling, inputs, head, config.json).
 #include "nn/lra_classifier.h"
+
+#include <algorithm>
 
 #include "core/error.h"
 #include "ops/dropout.h"
@@ -17,70 +20,97 @@ Pooling pooling_from_name(const std::string& name) {
 
 const char* pooling_name(Pooling pooling) { return pooling == Pooling::Mean ? "mean" : "first"; }
 
-LraClassifier::Head::Head(const LraClassifierOptions& options)
-    : out_proj(options.classifier_layers > 0 ? options.classifier_hidden_size : options.encoder.hidden_size,
-               options.num_labels) {
-  int64_t width = options.encoder.hidden_size;
-  for (int64_t i = 0; i < options.classifier_layers; ++i) {
-    hidden.push_back(std::make_unique<Linear>(width, options.classifier_hidden_size));
-    register_module("layers." + std::to_string(i), hidden.back().get());
-    width = options.classifier_hidden_size;
-  }
-  register_module("out_proj", &out_proj);
+LraInput lra_input_from_name(const std::string& name) {
+  if (name == "tokens") return LraInput::Tokens;
+  if (name == "pixels") return LraInput::Pixels;
+  fail("[lra_classifier] unknown input '", name, "' (expected tokens or pixels)");
 }
 
-LraClassifier::LraClassifier(const LraClassifierOptions& options)
-    : mega(options.encoder, /*add_pooling_layer=*/false), options_(options), classifier(options) {
+const char* lra_input_name(LraInput input) { return input == LraInput::Tokens ? "tokens" : "pixels"; }
+
+Var pool_sentence(const Var& h, const Tensor& mask, Pooling pooling) {
+  if (pooling == Pooling::First) return select(h, 1, 0);
+  // Mean over the tokens only: sum(h * mask) / count, the padding contributing nothing.
+  const int64_t B = h.size(0), L = h.size(1);
+  MEGA_CHECK(mask.defined() && mask.shape() == Shape({B, L}), "[lra_classifier] mask should be ",
+             shape_str({B, L}), ", got ", mask.defined() ? shape_str(mask.shape()) : "none");
+  const Tensor m = mask.to(DType::F32);
+  Tensor counts = Tensor::empty({B, 1});
+  for (int64_t b = 0; b < B; ++b) {
+    double n = 0;
+    for (int64_t t = 0; t < L; ++t) n += m.data<float>()[b * L + t];
+    counts.data<float>()[b] = static_cast<float>(std::max(n, 1.0));
+  }
+  return div(sum(mul(h, Var(m.reshape({B, L, 1}))), 1), Var(counts));  // (B, H)
+}
+
+MegaInputs lra_encoder_inputs(const Tensor& ids, const Tensor& mask, const PixelEmbedding* pixels) {
+  MegaInputs inputs;
+  if (pixels) inputs.inputs_embeds = pixels->forward(ids);
+  else inputs.input_ids = ids;
+  inputs.attention_mask = mask;
+  return inputs;
+}
+
+LraHead::LraHead(int64_t in_features, const LraClassifierOptions& options)
+    : activation_(options.classifier_activation),
+      dropout_(options.classifier_dropout),
+      out_proj_(options.classifier_layers > 0 ? options.classifier_hidden_size : in_features, options.num_labels) {
   MEGA_CHECK(options.num_labels >= 1, "[lra_classifier] num_labels must be >= 1, got ", options.num_labels);
   MEGA_CHECK(options.classifier_layers == 0 || options.classifier_hidden_size >= 1,
              "[lra_classifier] classifier_hidden_size must be >= 1, got ", options.classifier_hidden_size);
+  int64_t width = in_features;
+  for (int64_t i = 0; i < options.classifier_layers; ++i) {
+    hidden_.push_back(std::make_unique<Linear>(width, options.classifier_hidden_size));
+    register_module("layers." + std::to_string(i), hidden_.back().get());
+    width = options.classifier_hidden_size;
+  }
+  register_module("out_proj", &out_proj_);
+}
+
+Var LraHead::forward(const Var& features, Rng& rng) {
+  Var x = features;
+  for (auto& layer : hidden_) x = dropout(activate(activation_, layer->forward(x)), dropout_, training(), rng);
+  return out_proj_.forward(x);
+}
+
+LraClassifier::LraClassifier(const LraClassifierOptions& options)
+    : mega(options.encoder, /*add_pooling_layer=*/false),
+      options_(options),
+      classifier(options.encoder.hidden_size, options) {
   register_module("mega", &mega);
   register_module("classifier", &classifier);
+  if (options.input == LraInput::Pixels) {
+    pixel_embedding = std::make_unique<PixelEmbedding>(options.encoder.hidden_size, options.pixel_mean, options.pixel_std);
+    register_module("pixel_embedding", pixel_embedding.get());
+  }
 }
 
 Var LraClassifier::forward(const Tensor& ids, const Tensor& mask, Rng& rng) {
-  MegaInputs inputs;
-  inputs.input_ids = ids;
-  inputs.attention_mask = mask;
-  Var h = mega.forward(inputs, rng).last_hidden_state;  // (B, L, H)
-  Var sentence;
-  if (options_.pooling == Pooling::Mean) {
-    // Mean over the tokens only: sum(h * mask) / count, the padding contributing nothing.
-    const int64_t B = h.size(0), L = h.size(1);
-    Tensor weights = mask.reshape({B, L, 1});
-    Tensor counts = Tensor::empty({B, 1});
-    const float* m = mask.data<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      double n = 0;
-      for (int64_t t = 0; t < L; ++t) n += m[b * L + t];
-      counts.data<float>()[b] = static_cast<float>(std::max(n, 1.0));
-    }
-    sentence = div(sum(mul(h, Var(weights)), 1), Var(counts));  // (B, H)
-  } else {
-    sentence = select(h, 1, 0);
-  }
-  Var x = sentence;
-  for (auto& layer : classifier.hidden)
-    x = dropout(activate(options_.classifier_activation, layer->forward(x)), options_.classifier_dropout,
-                training(), rng);
-  return classifier.out_proj.forward(x);  // (B, C)
+  Var h = mega.forward(lra_encoder_inputs(ids, mask, pixel_embedding.get()), rng).last_hidden_state;  // (B, L, H)
+  return classifier.forward(pool_sentence(h, mask, options_.pooling), rng);                            // (B, C)
 }
 
-nlohmann::json LraClassifier::config_json() const {
-  MegaConfig config = options_.encoder;
+nlohmann::json lra_config_json(const LraClassifierOptions& options) {
+  MegaConfig config = options.encoder;
   config.architectures = {"MegaModel"};
-  config.set_num_labels(options_.num_labels);
+  config.set_num_labels(options.num_labels);
   nlohmann::json json = config.to_json();
-  json["lra_classifier"] = {{"pooling", pooling_name(options_.pooling)},
-                            {"classifier_layers", options_.classifier_layers},
-                            {"classifier_hidden_size", options_.classifier_hidden_size},
-                            {"classifier_activation", activation_name(options_.classifier_activation)},
-                            {"classifier_dropout", options_.classifier_dropout},
-                            {"num_labels", options_.num_labels}};
+  json["lra_classifier"] = {{"pooling", pooling_name(options.pooling)},
+                            {"classifier_layers", options.classifier_layers},
+                            {"classifier_hidden_size", options.classifier_hidden_size},
+                            {"classifier_activation", activation_name(options.classifier_activation)},
+                            {"classifier_dropout", options.classifier_dropout},
+                            {"num_labels", options.num_labels},
+                            {"input", lra_input_name(options.input)}};
+  if (options.input == LraInput::Pixels) {
+    json["lra_classifier"]["pixel_mean"] = options.pixel_mean;
+    json["lra_classifier"]["pixel_std"] = options.pixel_std;
+  }
   return json;
 }
 
-LraClassifierOptions LraClassifier::options_from_config_json(const nlohmann::json& json) {
+LraClassifierOptions lra_options_from_config_json(const nlohmann::json& json) {
   MEGA_CHECK(json.contains("lra_classifier") && json["lra_classifier"].is_object(),
              "[lra_classifier] config.json has no 'lra_classifier' section: not an LRA classifier");
   const nlohmann::json& head = json["lra_classifier"];
@@ -95,10 +125,25 @@ LraClassifierOptions LraClassifier::options_from_config_json(const nlohmann::jso
     options.classifier_activation = activation_from_name(head.at("classifier_activation").get<std::string>());
     options.classifier_dropout = head.at("classifier_dropout").get<double>();
     options.num_labels = head.at("num_labels").get<int64_t>();
+    // Folders saved before pixel input existed have no "input": they are token models.
+    options.input = lra_input_from_name(head.value("input", std::string("tokens")));
+    if (options.input == LraInput::Pixels) {
+      options.pixel_mean = head.at("pixel_mean").get<double>();
+      options.pixel_std = head.at("pixel_std").get<double>();
+    }
   } catch (const nlohmann::json::exception& e) {
     fail("[lra_classifier] bad 'lra_classifier' section in config.json: ", e.what());
   }
   return options;
+}
+
+nlohmann::json LraClassifier::config_json() const { return lra_config_json(options_); }
+
+LraClassifierOptions LraClassifier::options_from_config_json(const nlohmann::json& json) {
+  MEGA_CHECK(!(json.contains("lra_classifier") && json["lra_classifier"].contains("pair_features")),
+             "[lra_classifier] config.json describes a dual encoder (lra_classifier.pair_features): load it as "
+             "LraDualEncoder");
+  return lra_options_from_config_json(json);
 }
 
 }  // namespace mega
