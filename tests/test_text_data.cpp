@@ -390,7 +390,7 @@ TEST_F(TempRoot, SotuRetrievalPairsBalancedSplitByAddressDeterministic) {
       ++rows;
       positives += fields[0] == "1";
       EXPECT_EQ(fields[0] == "1", address_of(fields[1]) == address_of(fields[2])) << line;
-      EXPECT_EQ(fields[3].size(), 100u);
+      EXPECT_EQ(fields[3].size(), fields[1].back() == '3' ? 50u : 100u);  // the last passage is half
       EXPECT_TRUE(distinct.insert({std::min(fields[1], fields[2]), std::max(fields[1], fields[2])}).second);
       for (int f : {1, 2}) {
         auto [it, inserted] = split_of_address.emplace(address_of(fields[f]), s);
