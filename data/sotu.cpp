@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -64,6 +65,19 @@ std::array<std::vector<Passage>, 3> passages_by_split(const std::vector<SotuAddr
   }
   return out;
 }
+
+// Outputs are only ever replaced in a folder this code wrote, marked by this file, so a real release
+// (an aclImdb/ from Stanford, LRA's new_aan_pairs.*.tsv) given as the output folder is never overwritten.
+constexpr const char* kOutputMarker = ".mega-lra-data";
+
+void check_replaceable(const fs::path& dir, const std::vector<fs::path>& outputs) {
+  if (fs::exists(dir / kOutputMarker)) return;
+  for (const fs::path& output : outputs)
+    MEGA_CHECK(!fs::exists(output), "[sotu] ", output.string(), " exists and was not written by mega lra-data (no ",
+               kOutputMarker, " in ", dir.string(), "): choose another output folder");
+}
+
+void mark_output(const fs::path& dir) { std::ofstream(dir / kOutputMarker) << "written by mega lra-data\n"; }
 
 bool two_party(const SotuAddress& a) { return a.party == "d" || a.party == "r"; }
 bool any_party(const SotuAddress&) { return true; }
@@ -150,6 +164,8 @@ SotuTaskSummary write_sotu_text_task(const std::vector<SotuAddress>& addresses, 
   const std::vector<int> split = split_addresses(addresses, options.val_fraction, options.test_fraction, options.seed);
   const auto passages = passages_by_split(addresses, split, options.passage_length, two_party);
   fs::create_directories(dir);
+  const fs::path target = fs::path(dir) / "aclImdb";
+  check_replaceable(dir, {target});
   const fs::path temp = temp_folder(dir, "aclImdb");
   SotuTaskSummary summary;
   for (int s = 0; s < 3; ++s) {
@@ -165,7 +181,7 @@ SotuTaskSummary write_sotu_text_task(const std::vector<SotuAddress>& addresses, 
     }
     summary.splits[s].addresses = static_cast<int64_t>(seen.size());
   }
-  const fs::path target = fs::path(dir) / "aclImdb";
+  mark_output(dir);
   fs::remove_all(target);
   fs::rename(temp, target);
   summary.files.push_back(target.string());
@@ -184,6 +200,9 @@ SotuTaskSummary write_sotu_retrieval_task(const std::vector<SotuAddress>& addres
   pairs[0] = even(static_cast<double>(options.pairs - pairs[1] - pairs[2]));
 
   fs::create_directories(dir);
+  std::vector<fs::path> outputs;
+  for (const char* name : kAanSplitNames) outputs.push_back(fs::path(dir) / ("new_aan_pairs." + std::string(name) + ".tsv"));
+  check_replaceable(dir, outputs);
   const fs::path temp = temp_folder(dir, "new_aan_pairs");
   SotuTaskSummary summary;
   for (int s = 0; s < 3; ++s) {
@@ -247,10 +266,10 @@ SotuTaskSummary write_sotu_retrieval_task(const std::vector<SotuAddress>& addres
     }
     write_file(temp / ("new_aan_pairs." + std::string(kAanSplitNames[s]) + ".tsv"), out);
   }
-  for (const char* name : kAanSplitNames) {
-    const std::string file = "new_aan_pairs." + std::string(name) + ".tsv";
-    fs::rename(temp / file, fs::path(dir) / file);
-    summary.files.push_back((fs::path(dir) / file).string());
+  mark_output(dir);
+  for (const fs::path& output : outputs) {
+    fs::rename(temp / output.filename(), output);
+    summary.files.push_back(output.string());
   }
   fs::remove_all(temp);
   return summary;

@@ -57,7 +57,8 @@ struct SotuTaskSummary {
 };
 
 // Write into DIR (created), replacing an earlier output: everything is first written to a temporary folder
-// in DIR and renamed into place.
+// in DIR and renamed into place. DIR gets a marker file, .mega-lra-data; outputs already in a DIR without
+// it (a real release) are an error, never overwritten.
 SotuTaskSummary write_sotu_text_task(const std::vector<SotuAddress>& addresses, const std::string& dir,
                                      const SotuTaskOptions& options);
 SotuTaskSummary write_sotu_retrieval_task(const std::vector<SotuAddress>& addresses, const std::string& dir,

@@ -2,6 +2,7 @@
 #include "data/text_tasks.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>

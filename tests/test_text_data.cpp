@@ -361,7 +361,17 @@ TEST_F(TempRoot, SotuTextSplitsByAddressBalancedAndReadable) {
   EXPECT_NE(split_addresses(addresses, 0.1, 0.1, 3), split_addresses(addresses, 0.1, 0.1, 4));
   write_sotu_text_task(addresses, out.string(), options);
   EXPECT_EQ(load_text_splits(out.string(), TextLoadOptions{}).train.examples.size(), 64u);
-  for (const auto& entry : fs::directory_iterator(out)) EXPECT_EQ(entry.path().filename(), "aclImdb");
+  for (const auto& entry : fs::directory_iterator(out))
+    EXPECT_TRUE(entry.path().filename() == "aclImdb" || entry.path().filename() == ".mega-lra-data") << entry.path();
+  // A real release in the output folder is never overwritten.
+  fs::path real = fresh_dir("real_release");
+  write(real / "aclImdb/train/pos/0_10.txt", "a real review");
+  write(real / "new_aan_pairs.train.tsv", "1\tA\tB\tx\ty\n");
+  EXPECT_NE(error_of([&] { write_sotu_text_task(addresses, real.string(), options); }).find("not written by mega"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { write_sotu_retrieval_task(addresses, real.string(), options); }).find("not written by mega"),
+            std::string::npos);
+  EXPECT_EQ(read(real / "aclImdb/train/pos/0_10.txt"), "a real review");
 }
 
 TEST_F(TempRoot, SotuRetrievalPairsBalancedSplitByAddressDeterministic) {
