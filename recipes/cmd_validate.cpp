@@ -39,8 +39,10 @@ int validate(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: mega validate RECIPE.yaml [key.sub=value ...]\n"
                  "       mega validate --keys\n"
-                 "Checks the recipe (bases, overrides, every key known, every value in range) and prints it\n"
-                 "resolved, every key with its value. --keys lists every known key.\n";
+                 "Checks the recipe (bases, overrides, every key known, every value in range), builds what\n"
+                 "`mega train` builds before reading data (task description, model, optimizer groups,\n"
+                 "schedule) without reading data, lists every problem as FILE:LINE: key: message, and prints\n"
+                 "the recipe resolved, every key with its value. --keys lists every known key.\n";
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--keys") {
