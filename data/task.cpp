@@ -88,6 +88,19 @@ const Task& task_named(const std::string& name) {
   fail("[task] no task '", name, "' (known: ", known, ")");
 }
 
+void check_description(const std::string& task, const TaskDescription& d) {
+  const TaskInput& in = d.input;
+  MEGA_CHECK(d.num_labels >= 1, "[task] ", task, ": num_labels must be >= 1, got ", d.num_labels);
+  if (in.kind == InputKind::Pixels) {
+    MEGA_CHECK(in.vocab_size == 256 && in.pad_id == 0, "[task] ", task,
+               ": pixel input has vocab_size 256 and pad_id 0, got ", in.vocab_size, " and ", in.pad_id);
+    MEGA_CHECK(in.pixel_std > 0, "[task] ", task, ": pixel_std must be > 0, got ", in.pixel_std);
+  } else {
+    MEGA_CHECK(in.vocab_size >= 1 && in.pad_id >= 0 && in.pad_id < in.vocab_size, "[task] ", task,
+               ": pad_id ", in.pad_id, " outside the vocabulary of ", in.vocab_size);
+  }
+}
+
 void check_examples(const TaskDescription& description, const std::vector<SequenceExample>& examples,
                     const std::string& split) {
   const TaskInput& input = description.input;

@@ -120,6 +120,10 @@ std::vector<std::string> task_names();         // every row's name, table order
 const Task* find_task(const std::string& name);  // nullptr when no row has the name
 const Task& task_named(const std::string& name);  // an error listing the known names when none has it
 
+// Checks a row's description is coherent: labels >= 1; tokens and pairs have a vocabulary holding pad_id;
+// pixels have vocab_size 256, pad_id 0 and pixel_std > 0. Errors name the task.
+void check_description(const std::string& task, const TaskDescription& description);
+
 // Checks loaded examples against the description: a pair task's examples have both sequences, a
 // single-sequence task's have none, token ids lie in the vocabulary, pixels in 0-255, labels in
 // [0, num_labels). Errors name the split and the example.

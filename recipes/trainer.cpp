@@ -29,7 +29,9 @@ namespace mega {
 
 TaskDescription describe_task(const Recipe& recipe) {
   try {
-    return task_named(recipe.data.task).describe(recipe.data.source.settings);
+    TaskDescription description = task_named(recipe.data.task).describe(recipe.data.source.settings);
+    check_description(recipe.data.task, description);
+    return description;
   } catch (const Error& e) {
     fail(locate_problem(recipe, "data." + recipe.data.task + ".", e.what(), "data.task"));
   }

@@ -155,6 +155,12 @@ TEST(TaskExamples, ChecksAgainstTheDescription) {
   TaskDescription pixels;
   pixels.input.kind = InputKind::Pixels;
   pixels.num_labels = 10;
+  EXPECT_THROW(check_description("image", pixels), Error);  // vocab_size must say 256
+  pixels.input.vocab_size = 256;
+  check_description("image", pixels);
+  pixels.input.pixel_std = 0;
+  EXPECT_THROW(check_description("image", pixels), Error);
+  pixels.input.pixel_std = 1;
   check_examples(pixels, {{{0, 255}, 9}}, "train");
   EXPECT_THROW(check_examples(pixels, {{{0, 256}, 1}}, "train"), Error);
   EXPECT_THROW(check_examples(pixels, {{{3}, 10}}, "train"), Error);
