@@ -19,39 +19,57 @@ void shuffle(std::vector<T>& items, Draws& draws) {  // Fisher-Yates
 }
 }  // namespace
 
+namespace {
+// Pads one side of a batch: `sequence(example)` picks the sequence (the first or a pair's second).
+template <class Pick>
+void pad_side(const std::vector<SequenceExample>& examples, const std::vector<int64_t>& indices, int64_t pad_id,
+              int64_t pad_to_multiple, Pick sequence, Tensor& ids_out, Tensor& mask_out, int64_t& tokens) {
+  int64_t longest = 1;
+  for (int64_t i : indices) longest = std::max<int64_t>(longest, static_cast<int64_t>(sequence(examples[i]).size()));
+  const int64_t rows = static_cast<int64_t>(indices.size());
+  const int64_t length = (longest + pad_to_multiple - 1) / pad_to_multiple * pad_to_multiple;
+  ids_out = Tensor::full({rows, length}, static_cast<double>(pad_id), DType::I64);
+  mask_out = Tensor::zeros({rows, length});
+  int64_t* ids = ids_out.data<int64_t>();
+  float* mask = mask_out.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<int64_t>& seq = sequence(examples[indices[r]]);
+    std::copy(seq.begin(), seq.end(), ids + r * length);
+    std::fill(mask + r * length, mask + r * length + seq.size(), 1.0f);
+    tokens += static_cast<int64_t>(seq.size());
+  }
+}
+}  // namespace
+
 Batch make_batch(const std::vector<SequenceExample>& examples, const std::vector<int64_t>& indices, int64_t pad_id,
                  int64_t pad_to_multiple) {
   MEGA_CHECK(!indices.empty(), "[make_batch] no examples");
   MEGA_CHECK(pad_to_multiple >= 1, "[make_batch] pad_to_multiple must be >= 1, got ", pad_to_multiple);
-  int64_t longest = 1;
-  for (int64_t i : indices) {
+  for (int64_t i : indices)
     MEGA_CHECK(i >= 0 && i < static_cast<int64_t>(examples.size()), "[make_batch] example ", i, " of ",
                examples.size());
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(examples[i].ids.size()));
-  }
-  const int64_t rows = static_cast<int64_t>(indices.size());
-  const int64_t length = (longest + pad_to_multiple - 1) / pad_to_multiple * pad_to_multiple;
+  const bool pair = !examples[indices[0]].pair_ids.empty();
+  for (int64_t i : indices)
+    MEGA_CHECK(examples[i].pair_ids.empty() != pair, "[make_batch] example ", i,
+               pair ? " lacks the second sequence of a pair" : " has a second sequence in a batch of single ones");
   Batch batch;
-  batch.ids = Tensor::full({rows, length}, static_cast<double>(pad_id), DType::I64);
-  batch.mask = Tensor::zeros({rows, length});
-  batch.labels = Tensor::empty({rows}, DType::I64);
   batch.indices = indices;
-  int64_t* ids = batch.ids.data<int64_t>();
-  float* mask = batch.mask.data<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const SequenceExample& example = examples[indices[r]];
-    std::copy(example.ids.begin(), example.ids.end(), ids + r * length);
-    std::fill(mask + r * length, mask + r * length + example.ids.size(), 1.0f);
-    batch.labels.data<int64_t>()[r] = example.label;
-    batch.tokens += static_cast<int64_t>(example.ids.size());
-  }
+  pad_side(examples, indices, pad_id, pad_to_multiple, [](const SequenceExample& e) -> const auto& { return e.ids; },
+           batch.ids, batch.mask, batch.tokens);
+  if (pair)
+    pad_side(examples, indices, pad_id, pad_to_multiple,
+             [](const SequenceExample& e) -> const auto& { return e.pair_ids; }, batch.pair_ids, batch.pair_mask,
+             batch.tokens);
+  batch.labels = Tensor::empty({static_cast<int64_t>(indices.size())}, DType::I64);
+  for (size_t r = 0; r < indices.size(); ++r) batch.labels.data<int64_t>()[r] = examples[indices[r]].label;
   return batch;
 }
 
 std::vector<int64_t> sequence_lengths(const std::vector<SequenceExample>& examples) {
   std::vector<int64_t> lengths;
   lengths.reserve(examples.size());
-  for (const SequenceExample& e : examples) lengths.push_back(static_cast<int64_t>(e.ids.size()));
+  for (const SequenceExample& e : examples)
+    lengths.push_back(static_cast<int64_t>(std::max(e.ids.size(), e.pair_ids.size())));
   return lengths;
 }
 

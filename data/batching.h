@@ -1,6 +1,9 @@
-// Batches of token sequences for classification: padding, bucketing by length and seeded shuffling
-// with a resumable position. Shapes: B batch, L the longest sequence in the batch (rounded up to
-// pad_to_multiple, e.g. Mega's chunk size).
+// Batches of sequences for classification: padding, bucketing by length and seeded shuffling with a
+// resumable position. Shapes: B batch, L the longest sequence in the batch (rounded up to
+// pad_to_multiple, e.g. Mega's chunk size), L2 the same for the second sequences of a pair task.
+// A step is a token id, or for a pixel task an intensity 0-255 (padded with 0; the mask tells real steps
+// from padding). A pair task (Retrieval) carries a second sequence per example; each of the two is padded
+// on its own, and bucketing sorts examples by the longer of the two.
 //
 // An epoch's batches are a pure function of (seed, epoch): the examples are permuted, cut into pools of
 // `bucket_batches` batches, each pool is sorted by length and cut into batches (so a batch holds
@@ -15,19 +18,25 @@
 namespace mega {
 
 struct SequenceExample {
-  std::vector<int64_t> ids;
+  std::vector<int64_t> ids;       // token ids, or pixel intensities 0-255
   int64_t label = 0;
+  std::vector<int64_t> pair_ids{};  // a pair task's second sequence; empty for single-sequence tasks
 };
 
 struct Batch {
   Tensor ids;     // (B, L) I64, pad_id after each sequence
   Tensor mask;    // (B, L) F32, 1 for a token, 0 for padding
   Tensor labels;  // (B) I64
+  // A pair batch only (its examples have pair_ids); undefined tensors otherwise.
+  Tensor pair_ids;   // (B, L2) I64
+  Tensor pair_mask;  // (B, L2) F32
   std::vector<int64_t> indices;  // which examples, in row order
-  int64_t tokens = 0;            // non-padding tokens
+  int64_t tokens = 0;            // non-padding steps, both sequences of a pair counted
+  bool is_pair() const { return pair_ids.defined(); }
 };
 
-// Pads the given examples into one batch.
+// Pads the given examples into one batch. The batch is a pair batch when its first example has pair_ids;
+// then every example must have them.
 Batch make_batch(const std::vector<SequenceExample>& examples, const std::vector<int64_t>& indices,
                  int64_t pad_id = 0, int64_t pad_to_multiple = 1);
 
@@ -45,6 +54,7 @@ struct DataPosition {
   bool operator==(const DataPosition&) const = default;
 };
 
+// Each example's length for bucketing: its sequence's, or the longer of a pair's two.
 std::vector<int64_t> sequence_lengths(const std::vector<SequenceExample>& examples);
 
 // The example indices of each batch of `epoch`, given every example's length. For evaluation, use

@@ -2,6 +2,7 @@
 #include "data/listops.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <array>
 #include <charconv>
 #include <filesystem>
@@ -199,6 +200,80 @@ bool listops_dataset_exists(const std::string& dir) {
   for (const char* split : {"train", "val", "test"})
     if (!std::filesystem::exists(dir + "/basic_" + split + ".tsv")) return false;
   return true;
+}
+
+}  // namespace mega
+
+namespace mega {
+
+namespace {
+
+ListOpsGeneratorOptions generator_options(const TaskSettings& s) {
+  ListOpsGeneratorOptions o;
+  o.max_depth = s.get_int("max_depth");
+  o.max_args = s.get_int("max_args");
+  o.min_length = s.get_int("min_length");
+  o.max_length = s.get_int("max_length");
+  return o;
+}
+
+std::vector<TaskKeyProblem> check_listops(const TaskSettings& s) {
+  if (s.get_int("min_length") > s.get_int("max_length"))
+    return {{"min_length", std::to_string(s.get_int("min_length")) + " exceeds data.listops.max_length (" +
+                               std::to_string(s.get_int("max_length")) + ")"}};
+  return {};
+}
+
+TaskDescription describe_listops(const TaskSettings&) {
+  TaskDescription d;
+  d.input = TaskInput{.kind = InputKind::Tokens, .vocab_size = kListOpsVocabSize, .pad_id = kListOpsPad,
+                      .pixel_mean = 0, .pixel_std = 1};
+  d.num_labels = kListOpsClasses;
+  d.metric = Metric::Accuracy;
+  d.files = {"basic_train.tsv", "basic_val.tsv", "basic_test.tsv"};
+  return d;
+}
+
+TaskSplits load_listops(const DataSource& source) {
+  if (!listops_dataset_exists(source.dir)) {
+    MEGA_CHECK(source.generate, "data.dir '", source.dir,
+               "' lacks basic_{train,val,test}.tsv; put LRA's ListOps release there or set data.generate=true");
+    std::printf("generating ListOps into %s ...\n", source.dir.c_str());
+    std::fflush(stdout);
+    write_listops_dataset(source.dir, source.settings);
+  }
+  ListOpsSplits splits = load_listops_splits(source.dir, source.max_length);
+  return TaskSplits{std::move(splits.train.examples), std::move(splits.val.examples), std::move(splits.test.examples)};
+}
+
+}  // namespace
+
+Task listops_task() {
+  const double big = 1e9;
+  auto key = [](std::string name, int64_t def, double min, double max, std::string help) {
+    return TaskKey{.name = std::move(name), .default_value = def, .min = min, .max = max, .choices = {},
+                   .help = std::move(help)};
+  };
+  return Task{
+      .name = "listops",
+      .help = "LRA ListOps: nested MAX/MIN/MED/SM over digits, 10 classes; LRA's TSV release or our generator",
+      .keys = {key("seed", 0, 0, 9.2e18, "generator seed"),
+               key("train_examples", 96000, 1, big, "generated training examples"),
+               key("val_examples", 2000, 1, big, "generated validation examples"),
+               key("test_examples", 2000, 1, big, "generated test examples"),
+               key("min_length", 500, 1, big, "generated expressions' length in tokens, inclusive"),
+               key("max_length", 2000, 1, big, "generated expressions' length in tokens, inclusive"),
+               key("max_depth", 10, 1, 100, "generated expressions' nesting depth"),
+               key("max_args", 10, 2, 1000, "arguments per operator")},
+      .check = check_listops,
+      .describe = describe_listops,
+      .load = load_listops,
+  };
+}
+
+void write_listops_dataset(const std::string& dir, const TaskSettings& s) {
+  write_listops_dataset(dir, generator_options(s), s.get_int("train_examples"), s.get_int("val_examples"),
+                        s.get_int("test_examples"), static_cast<uint64_t>(s.get_int("seed")));
 }
 
 }  // namespace mega

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "data/batching.h"
+#include "data/task.h"
 
 namespace mega {
 
@@ -79,5 +80,14 @@ struct ListOpsSplits {
 ListOpsSplits load_listops_splits(const std::string& dir, int64_t max_length);
 // True when DIR holds the three files.
 bool listops_dataset_exists(const std::string& dir);
+
+// ---- The task row (data/task.h) ----
+
+// data.task: listops. Its options data.listops.{seed, train_examples, val_examples, test_examples,
+// min_length, max_length, max_depth, max_args} drive the generator when data.generate is set and data.dir
+// lacks the three files; the loaded splits are cut to data.max_length.
+Task listops_task();
+// The generator run with the row's options (what load does when data.dir lacks the files).
+void write_listops_dataset(const std::string& dir, const TaskSettings& settings);
 
 }  // namespace mega

@@ -1,5 +1,5 @@
 // `mega listops-data RECIPE.yaml [key=value ...]`: writes the recipe's ListOps dataset (data.dir, with the
-// data.generator settings) and reports what the loader reads back: counts, lengths and labels.
+// data.listops.* settings) and reports what the loader reads back: counts, lengths and labels.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -16,17 +16,17 @@ namespace mega::cli {
 int listops_data(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: mega listops-data RECIPE.yaml [key.sub=value ...]\n"
-                 "Generates data.dir/basic_{train,val,test}.tsv from data.generator.*.\n";
+                 "Generates data.dir/basic_{train,val,test}.tsv from data.listops.*.\n";
     return args.empty() ? 2 : 0;
   }
   Recipe recipe = load_recipe(args[0], Args(args.begin() + 1, args.end()));
   const DataRecipe& d = recipe.data;
   MEGA_CHECK(d.task == "listops", "listops-data: the recipe's data.task is '", d.task, "'");
   auto start = std::chrono::steady_clock::now();
-  write_listops_dataset(d.dir, d.generator, d.train_examples, d.val_examples, d.test_examples, d.generator_seed);
+  write_listops_dataset(d.source.dir, d.source.settings);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("wrote %s/basic_{train,val,test}.tsv in %.1f s\n", d.dir.c_str(), seconds);
-  ListOpsSplits splits = load_listops_splits(d.dir, d.max_length);
+  std::printf("wrote %s/basic_{train,val,test}.tsv in %.1f s\n", d.source.dir.c_str(), seconds);
+  ListOpsSplits splits = load_listops_splits(d.source.dir, d.source.max_length);
   const std::pair<const char*, const ListOpsFile&> files[] = {
       {"train", splits.train}, {"val", splits.val}, {"test", splits.test}};
   for (const auto& [split, file] : files) {

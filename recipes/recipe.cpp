@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -58,6 +59,28 @@ KeySpec key_dropout(std::string path, std::optional<double> def, std::string hel
   return key_float(std::move(path), def, 0, 1, true, std::move(help));
 }
 
+// data.<task>.<name> for every key of every task row, typed as the key's default.
+void add_task_keys(std::vector<KeySpec>& schema) {
+  for (const Task& task : task_table())
+    for (const TaskKey& key : task.keys) {
+      const std::string path = "data." + task.name + "." + key.name;
+      KeySpec spec = std::visit(
+          [&](const auto& v) {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, bool>) return make_spec(path, ValueType::Bool, v);
+            else if constexpr (std::is_same_v<V, int64_t>) return make_spec(path, ValueType::Int, v);
+            else if constexpr (std::is_same_v<V, double>) return make_spec(path, ValueType::Float, v);
+            else return make_spec(path, ValueType::String, v);
+          },
+          key.default_value);
+      spec.min = key.min;
+      spec.max = key.max;
+      spec.choices = key.choices;
+      spec.help = key.help;
+      schema.push_back(std::move(spec));
+    }
+}
+
 std::vector<KeySpec> build_schema() {
   const double big = 1e9;
   std::vector<KeySpec> s = {
@@ -102,20 +125,16 @@ std::vector<KeySpec> build_schema() {
       key_string("model.classifier_activation", "gelu", kActivations, ""),
       key_dropout("model.classifier_dropout", std::nullopt, "null: dropout_prob"),
       // ---- data ----
-      key_string("data.task", "listops", {"listops"}, ""),
-      key_string("data.dir", "data_cache/listops", {},
-                 "holds basic_{train,val,test}.tsv; relative to the working directory (data_cache/ is git-ignored)"),
-      key_int("data.max_length", 2000, 1, big, "sequences are cut to this many tokens"),
+      key_string("data.task", task_table().front().name, task_names(), "the task row (data/task.h)"),
+      [] {
+        KeySpec dir = make_spec("data.dir", ValueType::String, std::monostate{});
+        dir.nullable = true;
+        dir.help = "the task's files; relative to the working directory; null: data_cache/<data.task>";
+        return dir;
+      }(),
+      key_int("data.max_length", 2000, 1, big, "each sequence (each of a pair) is cut to this many steps"),
       key_int("data.bucket_batches", 50, 1, big, "batches per length-sorted pool (1: no bucketing)"),
-      key_bool("data.generate", false, "generate the dataset when data.dir lacks it"),
-      key_int("data.generator.seed", 0, 0, 9.2e18, ""),
-      key_int("data.generator.train_examples", 96000, 1, big, ""),
-      key_int("data.generator.val_examples", 2000, 1, big, ""),
-      key_int("data.generator.test_examples", 2000, 1, big, ""),
-      key_int("data.generator.min_length", 500, 1, big, "tokens, inclusive"),
-      key_int("data.generator.max_length", 2000, 1, big, "tokens, inclusive"),
-      key_int("data.generator.max_depth", 10, 1, 100, ""),
-      key_int("data.generator.max_args", 10, 2, 1000, ""),
+      key_bool("data.generate", false, "generate or fetch the task's data when data.dir lacks it"),
       // ---- optim ----
       key_string("optim.name", "adamw", {"sgd", "adam", "adamw"}, "adam: L2 decay in the gradient; adamw: decoupled"),
       key_float("optim.lr", 1e-3, 0, 100, false, "peak learning rate"),
@@ -158,6 +177,11 @@ std::vector<KeySpec> build_schema() {
       key_int("train.accumulate", 1, 1, 1e6, "micro-batches per update"),
       key_string("output_dir", "runs/default", {}, "checkpoints and logs"),
   };
+  // The tasks' own keys go at the end of the data section.
+  std::vector<KeySpec> tasks;
+  add_task_keys(tasks);
+  auto data_end = std::find_if(s.begin(), s.end(), [](const KeySpec& k) { return k.path.rfind("optim.", 0) == 0; });
+  s.insert(data_end, tasks.begin(), tasks.end());
   return s;
 }
 
@@ -313,27 +337,43 @@ RecipeValue parse_value(const YAML::Node& node, const KeySpec& spec, const Origi
 
 using Entries = std::map<std::string, RecipeEntry>;
 
-// Walks a mapping of `file` under `prefix`, adding each leaf to `out`.
-void walk(const YAML::Node& map, const std::string& prefix, const std::string& file, Entries& out) {
+// Every problem found so far, and the keys they are about (a wrong key keeps its default).
+struct Problems {
+  std::vector<std::string> messages;
+  std::set<std::string> keys;
+  void add(const std::string& key, const std::string& message) {
+    messages.push_back(message);
+    keys.insert(key);
+  }
+};
+
+// Walks a mapping of `file` under `prefix`, adding each leaf to `out` and each wrong one to `problems`.
+void walk(const YAML::Node& map, const std::string& prefix, const std::string& file, Entries& out,
+          Problems& problems) {
   std::set<std::string> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
     const YAML::Node key = it->first, value = it->second;  // copies: the iterator yields temporaries
     Origin origin{file, key.Mark().line + 1};
     std::string name = key.IsScalar() ? key.Scalar() : "?";
     std::string path = prefix.empty() ? name : prefix + "." + name;
-    if (!key.IsScalar()) recipe_error(origin, prefix.empty() ? "(top level)" : prefix, "a key must be a plain name");
-    if (!seen.insert(name).second) recipe_error(origin, path, "is set twice in the same mapping");
-    if (path == "base") continue;  // handled by load_file
-    if (is_section(path)) {
-      if (value.IsNull()) continue;  // an empty section
-      if (!value.IsMap()) recipe_error(origin, path, "expected a mapping of keys (a section), got a value");
-      walk(value, path, file, out);
-      continue;
+    try {
+      if (!key.IsScalar()) recipe_error(origin, prefix.empty() ? "(top level)" : prefix, "a key must be a plain name");
+      if (!seen.insert(name).second) recipe_error(origin, path, "is set twice in the same mapping");
+      if (path == "base") continue;  // handled by load_file
+      if (is_section(path)) {
+        if (value.IsNull()) continue;  // an empty section
+        if (!value.IsMap()) recipe_error(origin, path, "expected a mapping of keys (a section), got a value");
+        walk(value, path, file, out, problems);
+        continue;
+      }
+      const KeySpec* spec = find_spec(path);
+      if (!spec) recipe_error(origin, path, "unknown key", suggestion(path));
+      Origin value_origin{file, value.Mark().line >= 0 ? value.Mark().line + 1 : origin.line};
+      out[path] = RecipeEntry{parse_value(value, *spec, value_origin), value_origin};
+    } catch (const Error& e) {
+      out.erase(path);  // a wrong value in a file overrides its base's: neither counts
+      problems.add(path, e.what());
     }
-    const KeySpec* spec = find_spec(path);
-    if (!spec) recipe_error(origin, path, "unknown key", suggestion(path));
-    Origin value_origin{file, value.Mark().line >= 0 ? value.Mark().line + 1 : origin.line};
-    out[path] = RecipeEntry{parse_value(value, *spec, value_origin), value_origin};
   }
 }
 
@@ -347,7 +387,8 @@ std::string source_line(const std::string& path, int index) {
 }
 
 // Loads one file and its bases: the bases' entries overlaid by this file's.
-Entries load_file(const std::string& path, std::vector<std::string>& chain, const Origin& included_from) {
+Entries load_file(const std::string& path, std::vector<std::string>& chain, const Origin& included_from,
+                  Problems& problems) {
   namespace fs = std::filesystem;
   std::string canonical = fs::weakly_canonical(fs::path(path)).string();
   if (std::find(chain.begin(), chain.end(), canonical) != chain.end()) {
@@ -376,21 +417,16 @@ Entries load_file(const std::string& path, std::vector<std::string>& chain, cons
     Origin origin{path, base.Mark().line + 1};
     if (!base.IsScalar() || base.Scalar().empty()) recipe_error(origin, "base", "expected a file name");
     fs::path base_path = fs::path(path).parent_path() / base.Scalar();
-    entries = load_file(base_path.lexically_normal().string(), chain, origin);
+    entries = load_file(base_path.lexically_normal().string(), chain, origin, problems);
   }
   chain.pop_back();
   Entries own;
-  walk(root, "", path, own);
+  walk(root, "", path, own, problems);
   for (auto& [key, entry] : own) entries[key] = std::move(entry);
   return entries;
 }
 
-void apply_override(const std::string& text, int64_t index, Entries& entries) {
-  Origin origin{"<command line>", index};
-  size_t equals = text.find('=');
-  if (equals == std::string::npos || equals == 0)
-    fail("<command line>:", index, ": override '", text, "' is not of the form key.sub=value");
-  std::string path = text.substr(0, equals), value_text = text.substr(equals + 1);
+void set_override(const Origin& origin, const std::string& path, const std::string& value_text, Entries& entries) {
   const KeySpec* spec = find_spec(path);
   if (!spec) {
     if (path == "base") recipe_error(origin, path, "cannot be overridden");
@@ -406,50 +442,91 @@ void apply_override(const std::string& text, int64_t index, Entries& entries) {
   entries[path] = RecipeEntry{parse_value(value, *spec, origin), origin};
 }
 
-// Constraints between keys, checked on the resolved entries. Errors point at the entry that decides.
-void check_cross_keys(const Recipe& r) {
-  auto fail_at = [&](const std::string& path, const auto&... parts) {
-    recipe_error(r.entry(path).origin, path, parts...);
+void apply_override(const std::string& text, int64_t index, Entries& entries, Problems& problems) {
+  Origin origin{"<command line>", index};
+  size_t equals = text.find('=');
+  if (equals == std::string::npos || equals == 0) {
+    problems.add(text, "<command line>:" + std::to_string(index) + ": override '" + text +
+                           "' is not of the form key.sub=value");
+    return;
+  }
+  std::string path = text.substr(0, equals), value_text = text.substr(equals + 1);
+  try {
+    set_override(origin, path, value_text, entries);
+  } catch (const Error& e) {
+    entries.erase(path);
+    problems.add(path, e.what());
+  }
+}
+
+// Constraints between keys, checked on the resolved entries. A problem is reported at the entry that
+// decides; a check that reads a key already found wrong is skipped (its default would mislead).
+void check_cross_keys(const Recipe& r, Problems& problems) {
+  auto check = [&](std::initializer_list<std::string> reads, bool ok, const std::string& path, const auto&... parts) {
+    if (ok) return;
+    for (const std::string& key : reads)
+      if (problems.keys.count(key)) return;
+    try {
+      recipe_error(r.entry(path).origin, path, parts...);
+    } catch (const Error& e) {
+      problems.add(path, e.what());
+    }
   };
-  if (r.is_null("train.max_steps") == r.is_null("train.max_epochs"))
-    fail_at(r.is_null("train.max_steps") ? "train.max_steps" : "train.max_epochs",
-            "set exactly one of train.max_steps and train.max_epochs");
-  if (r.get_bool("model.use_chunking") && r.get_int("model.chunk_size") <= 0)
-    fail_at("model.chunk_size", "must be > 0 when model.use_chunking is true, got ", r.get_int("model.chunk_size"));
-  if (r.get_int("model.chunk_size") == 0) fail_at("model.chunk_size", "must be -1 (no chunking) or > 0");
-  if (r.get_string("model.relative_positional_bias") == "rotary" && r.get_int("model.shared_representation_size") % 2)
-    fail_at("model.shared_representation_size", "must be even for the rotary bias, got ",
-            r.get_int("model.shared_representation_size"));
-  if (r.get_int("data.max_length") > r.get_int("model.max_positions"))
-    fail_at("data.max_length", r.get_int("data.max_length"), " exceeds model.max_positions (",
-            r.get_int("model.max_positions"), ")");
-  if (r.get_int("data.generator.min_length") > r.get_int("data.generator.max_length"))
-    fail_at("data.generator.min_length", r.get_int("data.generator.min_length"),
-            " exceeds data.generator.max_length (", r.get_int("data.generator.max_length"), ")");
-  if (r.get_bool("optim.nesterov") && (r.get_float("optim.momentum") <= 0 || r.get_float("optim.dampening") != 0))
-    fail_at("optim.nesterov", "needs optim.momentum > 0 and optim.dampening 0");
+  check({"train.max_steps", "train.max_epochs"}, r.is_null("train.max_steps") != r.is_null("train.max_epochs"),
+        r.is_null("train.max_steps") ? "train.max_steps" : "train.max_epochs",
+        "set exactly one of train.max_steps and train.max_epochs");
+  check({"model.use_chunking", "model.chunk_size"},
+        !(r.get_bool("model.use_chunking") && r.get_int("model.chunk_size") <= 0),
+        "model.chunk_size", "must be > 0 when model.use_chunking is true, got ", r.get_int("model.chunk_size"));
+  check({"model.chunk_size"}, r.get_int("model.chunk_size") != 0, "model.chunk_size",
+        "must be -1 (no chunking) or > 0");
+  check({"model.relative_positional_bias", "model.shared_representation_size"},
+        !(r.get_string("model.relative_positional_bias") == "rotary" &&
+          r.get_int("model.shared_representation_size") % 2),
+        "model.shared_representation_size", "must be even for the rotary bias, got ",
+        r.get_int("model.shared_representation_size"));
+  check({"data.max_length", "model.max_positions"}, r.get_int("data.max_length") <= r.get_int("model.max_positions"),
+        "data.max_length", r.get_int("data.max_length"), " exceeds model.max_positions (",
+        r.get_int("model.max_positions"), ")");
+  check({"optim.nesterov", "optim.momentum", "optim.dampening"},
+        !(r.get_bool("optim.nesterov") && (r.get_float("optim.momentum") <= 0 || r.get_float("optim.dampening") != 0)),
+        "optim.nesterov", "needs optim.momentum > 0 and optim.dampening 0");
   const std::string schedule = r.get_string("schedule.name");
-  if ((schedule == "linear" || schedule == "cosine") && r.schedule.total_steps > 0 &&
-      r.schedule.total_steps <= r.schedule.warmup_steps)
-    fail_at("schedule.warmup_steps", r.schedule.warmup_steps, " warmup steps leave no room for the ", schedule,
-            " decay, which ends at step ", r.schedule.total_steps);
+  check({"schedule.name", "schedule.total_steps", "schedule.warmup_steps", "train.max_steps"},
+        !((schedule == "linear" || schedule == "cosine") && r.schedule.total_steps > 0 &&
+          r.schedule.total_steps <= r.schedule.warmup_steps),
+        "schedule.warmup_steps", r.schedule.warmup_steps, " warmup steps leave no room for the ", schedule,
+        " decay, which ends at step ", r.schedule.total_steps);
+  // The task's own constraints, on its own keys.
+  const Task& task = task_named(r.data.task);
+  if (task.check)
+    for (const TaskKeyProblem& p : task.check(r.data.source.settings)) {
+      const std::string path = "data." + task.name + "." + p.key;
+      check({path}, false, path, p.message);
+    }
 }
 
 void build_sections(Recipe& r) {
   DataRecipe& d = r.data;
   d.task = r.get_string("data.task");
-  d.dir = r.get_string("data.dir");
-  d.max_length = r.get_int("data.max_length");
   d.bucket_batches = r.get_int("data.bucket_batches");
-  d.generate = r.get_bool("data.generate");
-  d.generator.max_depth = r.get_int("data.generator.max_depth");
-  d.generator.max_args = r.get_int("data.generator.max_args");
-  d.generator.min_length = r.get_int("data.generator.min_length");
-  d.generator.max_length = r.get_int("data.generator.max_length");
-  d.train_examples = r.get_int("data.generator.train_examples");
-  d.val_examples = r.get_int("data.generator.val_examples");
-  d.test_examples = r.get_int("data.generator.test_examples");
-  d.generator_seed = static_cast<uint64_t>(r.get_int("data.generator.seed"));
+  d.source.dir = r.is_null("data.dir") ? "data_cache/" + d.task : r.get_string("data.dir");
+  d.source.max_length = r.get_int("data.max_length");
+  d.source.generate = r.get_bool("data.generate");
+  std::map<std::string, TaskValue> settings;
+  const std::string prefix = "data." + d.task + ".";
+  for (const auto& [path, entry] : r.entries) {
+    if (path.rfind(prefix, 0) != 0) continue;
+    std::visit(
+        [&](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, bool> || std::is_same_v<V, int64_t> || std::is_same_v<V, double> ||
+                        std::is_same_v<V, std::string>)
+            settings[path.substr(prefix.size())] = v;
+        },
+        entry.value);
+  }
+  d.source.settings = TaskSettings(std::move(settings));
 
   OptimRecipe& o = r.optim;
   o.options.kind = optimizer_kind_from_name(r.get_string("optim.name"));
@@ -533,7 +610,13 @@ const char* value_type_name(ValueType type) {
 }
 
 const std::vector<KeySpec>& recipe_schema() {
-  static const std::vector<KeySpec> schema = build_schema();
+  // Rebuilt when register_task adds a row, so a registered task's keys are known.
+  static std::vector<KeySpec> schema;
+  static size_t task_rows = 0;
+  if (schema.empty() || task_rows != task_table().size()) {
+    schema = build_schema();
+    task_rows = task_table().size();
+  }
   return schema;
 }
 
@@ -572,11 +655,14 @@ const std::vector<std::string>& Recipe::get_strings(const std::string& path) con
   return get_as<std::vector<std::string>>(*this, path, "a list of strings");
 }
 
-Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+CheckedRecipe check_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  Problems problems;
   std::vector<std::string> chain;
-  Entries entries = load_file(path, chain, Origin{});
-  for (size_t i = 0; i < overrides.size(); ++i) apply_override(overrides[i], static_cast<int64_t>(i + 1), entries);
-  Recipe recipe;
+  Entries entries = load_file(path, chain, Origin{}, problems);
+  for (size_t i = 0; i < overrides.size(); ++i)
+    apply_override(overrides[i], static_cast<int64_t>(i + 1), entries, problems);
+  CheckedRecipe checked;
+  Recipe& recipe = checked.recipe;
   recipe.path = path;
   for (const KeySpec& spec : recipe_schema()) {
     auto found = entries.find(spec.path);
@@ -584,8 +670,46 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
         found != entries.end() ? found->second : RecipeEntry{spec.default_value, Origin{path, 0}};
   }
   build_sections(recipe);
-  check_cross_keys(recipe);
-  return recipe;
+  check_cross_keys(recipe, problems);
+  checked.problems = std::move(problems.messages);
+  checked.wrong_keys = std::move(problems.keys);
+  return checked;
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  CheckedRecipe checked = check_recipe(path, overrides);
+  if (!checked.problems.empty()) {
+    std::string all;
+    for (const std::string& p : checked.problems) all += (all.empty() ? "" : "\n") + p;
+    fail(all);
+  }
+  return std::move(checked.recipe);
+}
+
+std::string problem_at(const Recipe& recipe, const std::string& key, const std::string& message) {
+  return where(recipe.entry(key).origin) + ": " + key + ": " + message;
+}
+
+std::string locate_problem(const Recipe& recipe, const std::string& section, const std::string& message,
+                           const std::string& fallback) {
+  auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  std::string best;
+  int best_rank = -1;
+  size_t best_at = std::string::npos;
+  for (const auto& [path, entry] : recipe.entries) {
+    if (path.rfind(section, 0) != 0) continue;
+    const std::string name = path.substr(section.size());
+    for (size_t at = message.find(name); at != std::string::npos; at = message.find(name, at + 1)) {
+      const bool whole = (at == 0 || !is_word(message[at - 1])) &&
+                         (at + name.size() == message.size() || !is_word(message[at + name.size()]));
+      if (!whole) continue;
+      // What the user set last is the likelier culprit: the command line, then a file, then a default.
+      const int rank = entry.origin.file == "<command line>" ? 2 : entry.origin.line > 0 ? 1 : 0;
+      if (rank > best_rank || (rank == best_rank && at < best_at)) best = path, best_rank = rank, best_at = at;
+      break;
+    }
+  }
+  return problem_at(recipe, best.empty() ? fallback : best, message);
 }
 
 int64_t total_updates(const Recipe& recipe, int64_t batches_per_epoch) {

@@ -12,17 +12,21 @@
 // (FILE is "<command line>" for an override, LINE its position among the overrides). Keys a file does
 // not set take the schema's default; a resolved recipe writes back as complete YAML.
 //
+// Every key of the data section is generic (task, dir, max_length, bucket_batches, generate) except
+// data.<task>.*: each task row of data/task.h declares its own, and the schema takes them from the table.
+//
 // The model section is kept as typed key/value pairs (HF MegaConfig names plus the task head) for the
 // model builder to turn into constructor arguments; the other sections are typed structs.
 #pragma once
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "data/listops.h"
+#include "data/task.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 
@@ -48,7 +52,7 @@ struct KeySpec {
   std::string help;
 };
 
-// Every known key, in the order a resolved recipe is written.
+// Every known key, in the order a resolved recipe is written (rebuilt when a task is registered).
 const std::vector<KeySpec>& recipe_schema();
 
 // Where a value was set. A key no file sets has the loaded recipe's file and line 0 (the default).
@@ -63,14 +67,9 @@ struct RecipeEntry {
 };
 
 struct DataRecipe {
-  std::string task;           // "listops"
-  std::string dir;            // holds basic_{train,val,test}.tsv (relative to the working directory)
-  int64_t max_length = 0;     // sequences are cut to this many tokens
+  std::string task;           // data.task: a row of task_table()
   int64_t bucket_batches = 0; // batches per length-sorted pool
-  bool generate = false;      // write the dataset with the generator when dir lacks it
-  ListOpsGeneratorOptions generator;
-  int64_t train_examples = 0, val_examples = 0, test_examples = 0;
-  uint64_t generator_seed = 0;
+  DataSource source;          // dir (data.dir, null: data_cache/<task>), max_length, generate, data.<task>.*
 };
 
 struct OptimRecipe {
@@ -117,8 +116,28 @@ struct Recipe {
 };
 
 // Loads `path` with its bases, applies `overrides` ("key.sub=value"), fills defaults, checks every
-// value and the cross-key constraints, and builds the typed sections.
+// value and the cross-key constraints, and builds the typed sections. Every problem found is reported,
+// one "FILE:LINE: key: message" line each, in one Error.
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// What load_recipe does, keeping going past problems: a key whose value is wrong takes its default so
+// the checks after it still run (checks that read a wrong key are skipped). A missing or malformed file
+// still throws.
+struct CheckedRecipe {
+  Recipe recipe;
+  std::vector<std::string> problems;  // "FILE:LINE: key: message"
+  std::set<std::string> wrong_keys;   // the keys the problems are about
+};
+CheckedRecipe check_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Turns an error raised while building from the recipe (a constructor's or MegaConfig::validate's
+// message) into "FILE:LINE: key: message" for the key under `section` ("model.") that the message
+// names, preferring a key set on the command line, then one set in a file; the key when none is named
+// is `fallback`.
+std::string locate_problem(const Recipe& recipe, const std::string& section, const std::string& message,
+                           const std::string& fallback);
+// "FILE:LINE: key: message" at the origin of `key`.
+std::string problem_at(const Recipe& recipe, const std::string& key, const std::string& message);
 
 // Updates the run makes: train.max_steps, else ceil(max_epochs * batches_per_epoch / accumulate).
 int64_t total_updates(const Recipe& recipe, int64_t batches_per_epoch);

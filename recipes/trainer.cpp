@@ -14,7 +14,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "core/threading.h"
-#include "data/listops.h"
+#include "data/task.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
@@ -27,10 +27,19 @@ namespace mega {
 
 // ---- Builders ----
 
+TaskDescription describe_task(const Recipe& recipe) {
+  try {
+    TaskDescription description = task_named(recipe.data.task).describe(recipe.data.source.settings);
+    check_description(recipe.data.task, description);
+    return description;
+  } catch (const Error& e) {
+    fail(locate_problem(recipe, "data." + recipe.data.task + ".", e.what(), "data.task"));
+  }
+}
+
 TaskInfo task_info(const Recipe& recipe) {
-  MEGA_CHECK(recipe.data.task == "listops", recipe.path, ": data.task '", recipe.data.task,
-             "' has no trainer yet (known: listops)");
-  return TaskInfo{kListOpsVocabSize, kListOpsClasses, kListOpsPad};
+  const TaskDescription d = describe_task(recipe);
+  return TaskInfo{d.input.vocab_size, d.num_labels, d.input.pad_id};
 }
 
 MegaConfig mega_config_from_recipe(const Recipe& r, const TaskInfo& task) {
@@ -90,10 +99,46 @@ LraClassifierOptions classifier_options_from_recipe(const Recipe& r, const TaskI
   return o;
 }
 
-std::unique_ptr<LraClassifier> build_model(const Recipe& recipe) {
-  const std::string& head = recipe.get_string("model.head");
-  MEGA_CHECK(head == "sequence_classification", recipe.path, ": model.head '", head, "' has no model yet");
-  return std::make_unique<LraClassifier>(classifier_options_from_recipe(recipe, task_info(recipe)));
+std::unique_ptr<TaskModel> build_model(const Recipe& recipe) {
+  const TaskDescription task = describe_task(recipe);
+  try {
+    return make_task_model(task.input, classifier_options_from_recipe(recipe, task_info(recipe)));
+  } catch (const Error& e) {
+    fail(locate_problem(recipe, "model.", e.what(), "model.head"));
+  }
+}
+
+std::vector<std::string> check_setup(const Recipe& recipe) {
+  std::vector<std::string> problems;
+  try {
+    describe_task(recipe);
+  } catch (const Error& e) {
+    return {e.what()};  // nothing after it can be built
+  }
+  std::unique_ptr<TaskModel> model;
+  try {
+    model = build_model(recipe);
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+  }
+  if (model) {
+    try {
+      Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
+                                       recipe.optim.no_decay),
+                          recipe.optim.options);
+    } catch (const Error& e) {
+      problems.push_back(locate_problem(recipe, "optim.", e.what(), "optim.name"));
+    }
+  }
+  // With max_epochs and no schedule.total_steps the schedule's length needs the data's batch count.
+  if (!recipe.is_null("schedule.total_steps") || recipe.train.max_steps > 0) {
+    try {
+      resolved_schedule(recipe, 1);
+    } catch (const Error& e) {
+      problems.push_back(locate_problem(recipe, "schedule.", e.what(), "schedule.name"));
+    }
+  }
+  return problems;
 }
 
 namespace {
@@ -102,20 +147,23 @@ constexpr int64_t kKeepLastCheckpoints = 2;
 
 // ---- setup ----
 
-ListOpsSplits load_data(const Recipe& recipe) {
-  const DataRecipe& d = recipe.data;
-  if (!listops_dataset_exists(d.dir)) {
-    MEGA_CHECK(d.generate, recipe.path, ": data.dir '", d.dir,
-               "' lacks basic_{train,val,test}.tsv; put LRA's ListOps release there or set data.generate=true");
-    std::printf("generating ListOps into %s ...\n", d.dir.c_str());
-    std::fflush(stdout);
-    write_listops_dataset(d.dir, d.generator, d.train_examples, d.val_examples, d.test_examples, d.generator_seed);
+// The task row's splits, each checked against its description. A loader's error is reported at data.dir.
+TaskSplits load_data(const Recipe& recipe, const TaskDescription& description) {
+  TaskSplits splits;
+  try {
+    splits = task_named(recipe.data.task).load(recipe.data.source);
+    check_examples(description, splits.train, "train");
+    check_examples(description, splits.val, "val");
+    check_examples(description, splits.test, "test");
+  } catch (const Error& e) {
+    fail(problem_at(recipe, "data.dir", std::string("task ") + recipe.data.task + ": " + e.what()));
   }
-  return load_listops_splits(d.dir, d.max_length);
+  MEGA_CHECK(!splits.train.empty(), problem_at(recipe, "data.dir", "the task's train split is empty"));
+  return splits;
 }
 
-int64_t pad_multiple(const LraClassifier& model) {
-  const MegaConfig& c = model.options().encoder;
+int64_t pad_multiple(const TaskModel& model) {
+  const MegaConfig& c = model.encoder_config();
   return c.use_chunking ? c.chunk_size : 1;
 }
 
@@ -141,21 +189,22 @@ std::optional<int64_t> fault_kill_after_step() {
 
 // ---- evaluate ----
 
-EvalResult evaluate(LraClassifier& model, const std::vector<SequenceExample>& examples, const Recipe& recipe) {
+EvalResult evaluate(TaskModel& model, const std::vector<SequenceExample>& examples, const Recipe& recipe,
+                    const TaskDescription& task) {
   if (examples.empty()) return {};
-  model.eval();
+  MEGA_CHECK(task.metric == Metric::Accuracy, "[trainer] metric '", metric_name(task.metric), "' is not computed yet");
+  model.module().eval();
   NoGradGuard no_grad;
   Rng rng(0);  // eval draws no dropout; a throwaway so the training stream is untouched
   BatchingOptions options;
   options.batch_size = recipe.train.eval_batch_size;
   options.shuffle = false;
   options.bucket_batches = recipe.data.bucket_batches;
-  const int64_t pad = *model.options().encoder.pad_token_id;
   double loss_sum = 0;
   int64_t correct = 0;
   for (const std::vector<int64_t>& indices : epoch_batches(sequence_lengths(examples), options, 0)) {
-    Batch batch = make_batch(examples, indices, pad, pad_multiple(model));
-    Var logits = model.forward(batch.ids, batch.mask, rng);  // (B, C)
+    Batch batch = make_batch(examples, indices, task.input.pad_id, pad_multiple(model));
+    Var logits = model.forward(batch, rng);  // (B, C)
     const int64_t B = logits.size(0), C = logits.size(1);
     loss_sum += cross_entropy(logits, batch.labels).item() * static_cast<double>(B);
     Tensor values = logits.value().to(DType::F32);
@@ -164,7 +213,7 @@ EvalResult evaluate(LraClassifier& model, const std::vector<SequenceExample>& ex
     for (int64_t b = 0; b < B; ++b)
       correct += (std::max_element(z + b * C, z + (b + 1) * C) - (z + b * C)) == y[b];
   }
-  model.train();
+  model.module().train();
   const double n = static_cast<double>(examples.size());
   return EvalResult{loss_sum / n, static_cast<double>(correct) / n, static_cast<int64_t>(examples.size())};
 }
@@ -216,11 +265,11 @@ struct TrainerState {
   }
 };
 
-void save(CheckpointDir& checkpoints, const LraClassifier& model, const Optimizer& optimizer,
+void save(CheckpointDir& checkpoints, const TaskModel& model, const Optimizer& optimizer,
           const TrainerState& state) {
   Checkpoint checkpoint;
   checkpoint.config = model.config_json();
-  checkpoint.model = model.state_dict();
+  checkpoint.model = model.module().state_dict();
   checkpoint.optimizer = optimizer.state_dict();
   checkpoint.trainer_state = state.to_json();
   std::optional<int64_t> best = state.best_step >= 0 ? std::optional<int64_t>(state.best_step) : std::nullopt;
@@ -230,9 +279,9 @@ void save(CheckpointDir& checkpoints, const LraClassifier& model, const Optimize
 // ---- resume ----
 
 // Restores model, optimizer and trainer state from a loaded checkpoint; errors name the folder.
-TrainerState restore(const Checkpoint& checkpoint, const std::string& dir, LraClassifier& model, Optimizer& optimizer) {
+TrainerState restore(const Checkpoint& checkpoint, const std::string& dir, TaskModel& model, Optimizer& optimizer) {
   try {
-    model.load_state_dict(checkpoint.model);
+    model.module().load_state_dict(checkpoint.model);
   } catch (const Error& e) {
     fail("checkpoint '", dir, "' does not fit the recipe's model: ", e.what(), " (in ", dir, "/model.safetensors)");
   }
@@ -273,20 +322,22 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
 
   // ---- setup ----
   if (t.threads > 0) set_num_threads(static_cast<int>(t.threads));
-  ListOpsSplits data = load_data(recipe);
-  std::unique_ptr<LraClassifier> model = build_model(recipe);
+  // Everything the recipe alone decides is built first, so its errors come before any data is generated.
+  const TaskDescription task = describe_task(recipe);
+  std::unique_ptr<TaskModel> model = build_model(recipe);
   Rng rng(t.seed);  // init draws its streams first, then every dropout call takes the next one
-  init_mega_weights(*model, model->options().encoder, rng);
-  Optimizer optimizer(decay_groups(model->named_parameters(), recipe.optim.weight_decay, recipe.optim.no_decay),
+  init_mega_weights(model->module(), model->encoder_config(), rng);
+  Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
+                                   recipe.optim.no_decay),
                       recipe.optim.options);
+  TaskSplits data = load_data(recipe, task);
   const std::vector<Var> params = all_params(optimizer.groups());
   BatchingOptions batching;
   batching.batch_size = t.batch_size;
   batching.shuffle = true;
   batching.seed = t.seed;
   batching.bucket_batches = recipe.data.bucket_batches;
-  const int64_t pad = *model->options().encoder.pad_token_id;
-  BatchStream stream(&data.train.examples, batching, pad, pad_multiple(*model));
+  BatchStream stream(&data.train, batching, task.input.pad_id, pad_multiple(*model));
   const Schedule schedule = resolved_schedule(recipe, stream.batches_per_epoch());
   const int64_t total = total_updates(recipe, stream.batches_per_epoch());
 
@@ -304,14 +355,14 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   Progress progress(total, state.step, options.terminal);
   if (resumed) progress.message("resumed from " + resumed_dir + " at step " + std::to_string(state.step));
   else
-    progress.message("training " + std::to_string(total) + " updates, " + std::to_string(data.train.examples.size()) +
+    progress.message("training " + std::to_string(total) + " updates, " + std::to_string(data.train.size()) +
                      " examples, run directory " + run_dir.string());
 
   const auto kill_after = fault_kill_after_step();
   const auto started = std::chrono::steady_clock::now();
   auto log_started = started;
   int64_t tokens_total = 0, tokens_since_log = 0;
-  model->train();
+  model->module().train();
   std::optional<EvalResult> last_val;  // the final step's, to report without evaluating again
 
   // ---- train ----
@@ -319,7 +370,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
     double loss_sum = 0;
     for (int64_t micro = 0; micro < t.accumulate; ++micro) {
       Batch batch = stream.next();
-      Var loss = cross_entropy(model->forward(batch.ids, batch.mask, rng), batch.labels);
+      Var loss = cross_entropy(model->forward(batch, rng), batch.labels);
       (loss * (1.0 / static_cast<double>(t.accumulate))).backward();
       loss_sum += loss.item();
       tokens_since_log += batch.tokens;
@@ -358,7 +409,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
 
     bool new_best = false;
     if (state.step % t.eval_interval == 0 || state.step == total) {
-      const EvalResult val = evaluate(*model, data.val.examples, recipe);
+      const EvalResult val = evaluate(*model, data.val, recipe, task);
       last_val = val;
       metrics.write(eval_row(state.step, "val", val));
       char line[160];
@@ -381,8 +432,8 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   summary.seconds = seconds_since(started);
   summary.tokens_per_second = summary.seconds > 0 ? static_cast<double>(tokens_total) / summary.seconds : 0;
   summary.best_val_accuracy = state.best_val_accuracy;
-  summary.val = last_val ? *last_val : evaluate(*model, data.val.examples, recipe);
-  summary.test = evaluate(*model, data.test.examples, recipe);
+  summary.val = last_val ? *last_val : evaluate(*model, data.val, recipe, task);
+  summary.test = evaluate(*model, data.test, recipe, task);
   metrics.write(eval_row(state.step, "test", summary.test));
   return summary;
 }
@@ -398,23 +449,23 @@ EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     fail("checkpoint file '", config_path.string(), "' is not valid JSON: ", e.what());
   }
-  LraClassifierOptions options;
+  const TaskDescription task = describe_task(recipe);
+  std::unique_ptr<TaskModel> model;
   try {
-    options = LraClassifier::options_from_config_json(config);
+    model = task_model_from_config_json(task.input, config);
   } catch (const Error& e) {
     fail(e.what(), " (in ", config_path.string(), ")");
   }
-  LraClassifier model(options);
   try {
-    model.load_state_dict(load_safetensors(model_path.string()).tensors);
+    model->module().load_state_dict(load_safetensors(model_path.string()).tensors);
   } catch (const Error& e) {
     fail(e.what(), " (in ", model_path.string(), ")");
   }
   if (recipe.train.threads > 0) set_num_threads(static_cast<int>(recipe.train.threads));
-  ListOpsSplits data = load_data(recipe);
+  TaskSplits data = load_data(recipe, task);
   EvalSummary summary;
-  summary.val = evaluate(model, data.val.examples, recipe);
-  summary.test = evaluate(model, data.test.examples, recipe);
+  summary.val = evaluate(*model, data.val, recipe, task);
+  summary.test = evaluate(*model, data.test, recipe, task);
   return summary;
 }
 

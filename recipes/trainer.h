@@ -1,6 +1,9 @@
 // The trainer: one readable driver for a recipe, in the order a run happens.
-//   setup     recipe -> MegaConfig and head options (the builders below), the dataset (generated when
-//             data.generate and data.dir lacks it), batch streams, model, init, optimizer groups, schedule
+//   setup     recipe -> the task's description (data/task.h: input kind, labels, metric), MegaConfig and
+//             head options (the builders below), model, init, optimizer groups; everything that can fail
+//             on the recipe alone is built before any data is read (check_setup does the same for
+//             `mega validate`); then the task's splits (generated when data.generate and data.dir lacks
+//             them), batch streams, schedule. The trainer names no task: data.task picks a table row.
 //   train     micro-batches of batch_size, loss / accumulate, backward, clip, skip non-finite, step, zero
 //   evaluate  loss and accuracy on val / test in eval mode without autograd
 //   save      output_dir/checkpoints/step-N: model (HF layout), optimizer state, trainer_state.json
@@ -13,12 +16,18 @@
 #include <memory>
 #include <string>
 
+#include <vector>
+
 #include "nn/lra_classifier.h"
 #include "recipes/recipe.h"
+#include "recipes/task_model.h"
 
 namespace mega {
 
 // ---- Builders: the only place where recipe keys turn into constructor arguments. ----
+
+// The recipe's task row (data.task) described from its options; no data is read.
+TaskDescription describe_task(const Recipe& recipe);
 
 // What the dataset decides for the model when the recipe leaves it null.
 struct TaskInfo {
@@ -26,14 +35,18 @@ struct TaskInfo {
   int64_t num_labels = 0;
   int64_t pad_id = 0;
 };
-TaskInfo task_info(const Recipe& recipe);  // listops: 17 tokens, 10 labels, pad 0
+TaskInfo task_info(const Recipe& recipe);  // from describe_task (listops: 17 tokens, 10 labels, pad 0)
 
 MegaConfig mega_config_from_recipe(const Recipe& recipe, const TaskInfo& task);
 LraClassifierOptions classifier_options_from_recipe(const Recipe& recipe, const TaskInfo& task);
-// The task registry: the model a recipe's model.head and data.task call for. Sequence classification
-// of one sequence (ListOps; later Text, Image, Pathfinder) is the LRA classifier; Retrieval's dual
-// encoder will be a branch of its own.
-std::unique_ptr<LraClassifier> build_model(const Recipe& recipe);
+// The model the recipe's model section and its task's input kind call for (make_task_model). An error
+// in construction names the recipe key it comes from: "FILE:LINE: model.key: message".
+std::unique_ptr<TaskModel> build_model(const Recipe& recipe);
+
+// Builds what train builds from the recipe before reading data (task description, model, optimizer
+// groups, and the schedule when its length does not depend on the data) and returns every problem as
+// "FILE:LINE: key: message"; none means train's construction will not fail on the recipe.
+std::vector<std::string> check_setup(const Recipe& recipe);
 
 // ---- The driver ----
 

@@ -62,7 +62,7 @@ TEST(Recipe, ListOpsRecipeHasThePapersHyperparameters) {
   EXPECT_EQ(r.train.batch_size, 64);
   EXPECT_EQ(r.train.max_steps, 90000);
   EXPECT_EQ(r.train.grad_clip, 1.0);
-  EXPECT_EQ(r.data.max_length, 2000);
+  EXPECT_EQ(r.data.source.max_length, 2000);
 }
 
 TEST(Recipe, SmallRecipeInheritsAndOverrides) {
@@ -73,7 +73,7 @@ TEST(Recipe, SmallRecipeInheritsAndOverrides) {
   EXPECT_EQ(r.train.batch_size, 16);       // from the command line
   EXPECT_EQ(r.entry("train.batch_size").origin.file, "<command line>");
   EXPECT_NE(r.entry("optim.betas").origin.file.find("listops.yaml"), std::string::npos);
-  EXPECT_LE(r.data.max_length, 500);
+  EXPECT_LE(r.data.source.max_length, 500);
 }
 
 TEST(Recipe, OverridesAreTypedByTheSchema) {

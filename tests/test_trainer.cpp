@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/listops.h"
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
 
@@ -51,8 +52,8 @@ fs::path tiny_recipe() {
          "  classifier_hidden_size: 16\n"
          "data:\n  dir: " << (root() / "data").string() << "\n  max_length: 64\n  bucket_batches: 4\n"
          "  generate: true\n"
-         "  generator: {train_examples: 160, val_examples: 40, test_examples: 40, min_length: 10,\n"
-         "              max_length: 40, max_depth: 4, max_args: 4}\n"
+         "  listops: {train_examples: 160, val_examples: 40, test_examples: 40, min_length: 10,\n"
+         "            max_length: 40, max_depth: 4, max_args: 4}\n"
          "optim: {name: adamw, lr: 3.0e-3, weight_decay: 0.01, no_decay: [bias, norm, ema_gate]}\n"
          "schedule: {name: linear, warmup_steps: 3}\n"
          "train: {batch_size: 8, eval_batch_size: 16, max_steps: 24, eval_interval: 8, save_interval: 5,\n"
@@ -207,7 +208,7 @@ TEST(TrainerBuilders, RecipeBecomesConstructorArguments) {
   EXPECT_DOUBLE_EQ(options.classifier_dropout, 0.1);  // null: dropout_prob
   auto model = mega::build_model(recipe);
   bool has_encoder = false, has_head = false;
-  for (const auto& [name, p] : model->named_parameters()) {
+  for (const auto& [name, p] : model->module().named_parameters()) {
     has_encoder = has_encoder || name.rfind("mega.layers.0.", 0) == 0;
     has_head = has_head || name.rfind("classifier.out_proj.", 0) == 0;
   }

@@ -1,0 +1,50 @@
+// The one interface through which the trainer, `mega eval` and `mega validate` use a model: whatever a
+// task's input kind calls for (data/task.h), the trainer only runs forward(batch, rng) -> logits and
+// reaches the parameters through module(). A new model kind (the pixel embedding of Image and
+// Pathfinder, Retrieval's dual encoder) is a class implementing it plus one case in
+// build_task_model / task_model_from_config_json (recipes/task_model.cpp).
+#pragma once
+#include <memory>
+
+#include "data/task.h"
+#include "nn/lra_classifier.h"
+
+namespace mega {
+
+class TaskModel {
+ public:
+  virtual ~TaskModel() = default;
+  // Logits (B, C) for a batch of the task's input kind: ids/mask for one sequence (token ids, or pixel
+  // intensities), plus pair_ids/pair_mask for a pair task.
+  virtual Var forward(const Batch& batch, Rng& rng) = 0;
+  // Parameters, state_dict, train()/eval().
+  virtual Module& module() = 0;
+  virtual const Module& module() const = 0;
+  // The Mega encoder's configuration: weight init (nn/init) and the padding multiple (chunk size).
+  virtual const MegaConfig& encoder_config() const = 0;
+  // config.json of a saved model; task_model_from_config_json reads it back.
+  virtual nlohmann::json config_json() const = 0;
+};
+
+// The LRA classifier over one sequence of token ids (ListOps, Text).
+class SequenceClassifierModel : public TaskModel {
+ public:
+  explicit SequenceClassifierModel(const LraClassifierOptions& options) : classifier_(options) {}
+  Var forward(const Batch& batch, Rng& rng) override;
+  Module& module() override { return classifier_; }
+  const Module& module() const override { return classifier_; }
+  const MegaConfig& encoder_config() const override { return classifier_.options().encoder; }
+  nlohmann::json config_json() const override { return classifier_.config_json(); }
+  const LraClassifierOptions& options() const { return classifier_.options(); }
+
+ private:
+  LraClassifier classifier_;
+};
+
+// The model for the task's input (its kind; for pixels, the normalisation) from classifier options built
+// from a recipe or a config.json: the one switch over input kinds.
+std::unique_ptr<TaskModel> make_task_model(const TaskInput& input, const LraClassifierOptions& options);
+// A saved model (config.json) for a task with this input.
+std::unique_ptr<TaskModel> task_model_from_config_json(const TaskInput& input, const nlohmann::json& config);
+
+}  // namespace mega
