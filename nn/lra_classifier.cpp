@@ -9,13 +9,19 @@
 
 namespace mega {
 
-Pooling pooling_from_name(const std::string& name) {
-  if (name == "mean") return Pooling::Mean;
-  if (name == "first") return Pooling::First;
-  fail("[lra_classifier] unknown pooling '", name, "' (expected mean or first)");
+EnumNames<Pooling> pooling_names() {
+  static constexpr EnumName<Pooling> names[] = {{Pooling::Mean, "mean"}, {Pooling::First, "first"}};
+  return names;
 }
 
-const char* pooling_name(Pooling pooling) { return pooling == Pooling::Mean ? "mean" : "first"; }
+Pooling pooling_from_name(const std::string& name) {
+  if (auto pooling = enum_from_name(pooling_names(), name)) return *pooling;
+  fail("[lra_classifier] unknown pooling '", name, "' (expected ", or_list(enum_name_list(pooling_names())), ")");
+}
+
+const char* pooling_name(Pooling pooling) {
+  return enum_name(pooling_names(), pooling).data();  // the table's literals are NUL-terminated
+}
 
 LraClassifier::Head::Head(const LraClassifierOptions& options)
     : out_proj(options.classifier_layers > 0 ? options.classifier_hidden_size : options.encoder.hidden_size,

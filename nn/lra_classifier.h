@@ -15,7 +15,8 @@
 namespace mega {
 
 enum class Pooling { Mean, First };
-Pooling pooling_from_name(const std::string& name);  // "mean", "first"
+EnumNames<Pooling> pooling_names();  // the one list of pooling names (recipes' model.pooling)
+Pooling pooling_from_name(const std::string& name);
 const char* pooling_name(Pooling pooling);
 
 struct LraClassifierOptions {

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "nn/config_fields.h"
+#include "nn/lra_classifier.h"
 #include "ops/activation.h"
 
 namespace mega {
@@ -93,7 +94,7 @@ std::vector<KeySpec> build_schema() {
       // ---- model: the task head (the MegaConfig keys before it come from the field table) ----
       key_string("model.head", "sequence_classification", {"sequence_classification"}, "the task head"),
       key_int("model.num_labels", std::nullopt, 1, big, "classes; null: the dataset's"),
-      key_string("model.pooling", "mean", {"mean", "first"}, "sentence representation: mean of tokens or the first"),
+      key_string("model.pooling", "mean", enum_name_list(pooling_names()), "sentence representation: mean of tokens or the first"),
       key_int("model.classifier_layers", 1, 0, 16, "hidden Linear+activation layers before the output projection"),
       key_int("model.classifier_hidden_size", std::nullopt, 1, big, "null: hidden_size"),
       key_string("model.classifier_activation", "gelu", enum_name_list(activation_names()), ""),
