@@ -22,10 +22,10 @@ MegaConfig listops_config(int64_t length, int64_t chunk) {
   config.ema_projection_size = 16;
   config.nffn_hidden_size = 160;
   config.bidirectional = true;
-  config.attention_activation = "softmax";
-  config.normalization_type = "layernorm";
+  config.attention_activation = AttentionFunction::Softmax;
+  config.normalization_type = NormalizationType::LayerNorm;
   config.normalize_before_mega = false;
-  config.relative_positional_bias = "simple";
+  config.relative_positional_bias = RelativePositionalBias::Simple;
   config.max_positions = length;
   config.use_chunking = chunk > 0;
   config.chunk_size = chunk > 0 ? chunk : -1;

@@ -12,13 +12,19 @@
 
 namespace mega {
 
-Pooling pooling_from_name(const std::string& name) {
-  if (name == "mean") return Pooling::Mean;
-  if (name == "first") return Pooling::First;
-  fail("[lra_classifier] unknown pooling '", name, "' (expected mean or first)");
+EnumNames<Pooling> pooling_names() {
+  static constexpr EnumName<Pooling> names[] = {{Pooling::Mean, "mean"}, {Pooling::First, "first"}};
+  return names;
 }
 
-const char* pooling_name(Pooling pooling) { return pooling == Pooling::Mean ? "mean" : "first"; }
+Pooling pooling_from_name(const std::string& name) {
+  if (auto pooling = enum_from_name(pooling_names(), name)) return *pooling;
+  fail("[lra_classifier] unknown pooling '", name, "' (expected ", or_list(enum_name_list(pooling_names())), ")");
+}
+
+const char* pooling_name(Pooling pooling) {
+  return enum_name(pooling_names(), pooling).data();  // the table's literals are NUL-terminated
+}
 
 LraInput lra_input_from_name(const std::string& name) {
   if (name == "tokens") return LraInput::Tokens;

@@ -17,7 +17,8 @@
 namespace mega {
 
 enum class Pooling { Mean, First };
-Pooling pooling_from_name(const std::string& name);  // "mean", "first"
+EnumNames<Pooling> pooling_names();  // the one list of pooling names (recipes' model.pooling)
+Pooling pooling_from_name(const std::string& name);
 const char* pooling_name(Pooling pooling);
 
 // What the encoder reads: token ids through its word embeddings, or pixel intensities 0-255 through

@@ -48,7 +48,7 @@ Tensor concat_tokens(const Tensor& before, const Tensor& after) {
 // The attention settings a config fixes: the function and the dropout on the weights.
 AttentionOptions attention_from(const MegaConfig& config) {
   AttentionOptions options;
-  options.function = attention_function_from_name(config.attention_activation);
+  options.function = config.attention_activation;
   options.dropout = config.attention_probs_dropout_prob;
   return options;
 }
@@ -67,12 +67,14 @@ Var DropoutSpec::apply(const Var& x, bool training, Rng& rng) const {
   return featurewise ? feature_dropout(x, p, training, rng) : dropout(x, p, training, rng);
 }
 
-SequenceNorm::SequenceNorm(const std::string& type, int64_t dim, bool affine) {
-  if (type == "layernorm") kind_ = Kind::LayerNorm;
-  else if (type == "scalenorm") kind_ = Kind::ScaleNorm;
-  else if (type == "rmsnorm") kind_ = Kind::RmsNorm;
-  else if (type == "batchnorm" || type == "syncbatchnorm") kind_ = Kind::BatchNorm;  // one process: same
-  else fail("[SequenceNorm] unknown normalization_type '", type, "'");
+SequenceNorm::SequenceNorm(NormalizationType type, int64_t dim, bool affine) {
+  switch (type) {
+    case NormalizationType::LayerNorm: kind_ = Kind::LayerNorm; break;
+    case NormalizationType::ScaleNorm: kind_ = Kind::ScaleNorm; break;
+    case NormalizationType::RmsNorm: kind_ = Kind::RmsNorm; break;
+    case NormalizationType::BatchNorm:
+    case NormalizationType::SyncBatchNorm: kind_ = Kind::BatchNorm; break;  // one process: the same
+  }
   if (affine) {
     if (kind_ == Kind::ScaleNorm) {
       scalar_ = Var::parameter(ones({1}));
@@ -107,7 +109,7 @@ Var SequenceNorm::forward(const Var& x) {
 }
 
 RelativePositionBias::RelativePositionBias(const MegaConfig& config)
-    : rotary_(config.relative_positional_bias == "rotary"),
+    : rotary_(config.relative_positional_bias == RelativePositionalBias::Rotary),
       positions_(config.simple_bias_positions()),
       chunk_size_(config.chunk_size),
       max_positions_(config.max_positions) {
@@ -228,7 +230,7 @@ MovingAverageGatedAttention::MovingAverageGatedAttention(const MegaConfig& confi
       use_chunking_(config.use_chunking),
       causal_(config.is_decoder),
       prenorm_(config.normalize_before_mega),
-      activation_(activation_from_name(config.activation)),
+      activation_(config.activation),
       attention_(attention_from(config)),
       dropout_{config.dropout_prob, config.use_feature_dropout},
       hidden_dropout_{config.hidden_dropout_prob, config.use_feature_dropout},
@@ -355,7 +357,7 @@ Var MovingAverageGatedAttention::zero_left_padding_rows(const Var& out, const Te
 
 NormalizedFeedForwardNetwork::NormalizedFeedForwardNetwork(const MegaConfig& config)
     : prenorm_(config.normalize_before_ffn),
-      activation_(activation_from_name(config.activation)),
+      activation_(config.activation),
       dropout_{config.dropout_prob, config.use_feature_dropout},
       hidden_dropout_{config.nffn_activation_dropout_prob, config.use_feature_dropout},
       norm(config.normalization_type, config.hidden_size, config.norm_affine),
@@ -377,7 +379,7 @@ GatedCrossAttention::GatedCrossAttention(const MegaConfig& config)
     : hidden_(config.hidden_size),
       shared_(config.shared_representation_size),
       prenorm_(config.normalize_before_mega),
-      activation_(activation_from_name(config.activation)),
+      activation_(config.activation),
       attention_(attention_from(config)),
       dropout_{config.dropout_prob, config.use_feature_dropout},
       hidden_dropout_{config.hidden_dropout_prob, config.use_feature_dropout},

@@ -45,7 +45,7 @@ struct DropoutSpec {
 // norm.running_var, norm.num_batches_tracked); no weights when norm_affine is false. eps 1e-5.
 class SequenceNorm : public Module {
  public:
-  SequenceNorm(const std::string& type, int64_t dim, bool affine);
+  SequenceNorm(NormalizationType type, int64_t dim, bool affine);
   Var forward(const Var& x);  // (B, L, H); batchnorm uses batch statistics in training mode
 
  private:

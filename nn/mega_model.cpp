@@ -218,13 +218,14 @@ MegaOutputs MegaForSequenceClassification::forward(const MegaInputs& inputs, Rng
   out.logits = classifier_->out_proj.forward(x);  // (B, num_labels)
   if (!inputs.labels.defined()) return out;
   const int64_t labels = config_.num_labels();
-  std::string problem = config_.problem_type.value_or(
-      labels == 1 ? "regression"
-                  : is_integer(inputs.labels.dtype()) ? "single_label_classification" : "multi_label_classification");
-  if (problem == "regression") {
+  ProblemType problem = config_.problem_type.value_or(
+      labels == 1 ? ProblemType::Regression
+                  : is_integer(inputs.labels.dtype()) ? ProblemType::SingleLabelClassification
+                                                      : ProblemType::MultiLabelClassification);
+  if (problem == ProblemType::Regression) {
     Tensor target = inputs.labels.to(DType::F32);
     out.loss = labels == 1 ? mse(reshape(out.logits, {-1}), target.reshape({-1})) : mse(out.logits, target);
-  } else if (problem == "single_label_classification") {
+  } else if (problem == ProblemType::SingleLabelClassification) {
     out.loss = cross_entropy(reshape(out.logits, {-1, labels}), inputs.labels.to(DType::I64).reshape({-1}));
   } else {
     out.loss = bce_with_logits(out.logits, inputs.labels.to(DType::F32));

@@ -57,31 +57,22 @@ Var softplus(const Var& x) {
                    [](auto v, auto) { return sigmoid_of(v); });
 }
 
+EnumNames<Activation> activation_names() {
+  static constexpr EnumName<Activation> names[] = {
+      {Activation::Identity, "linear"}, {Activation::Identity, "identity"}, {Activation::Relu, "relu"},
+      {Activation::Silu, "silu"},       {Activation::Silu, "swish"},        {Activation::Gelu, "gelu"},
+      {Activation::GeluAccurate, "gelu_accurate"}, {Activation::Tanh, "tanh"},
+      {Activation::Sigmoid, "sigmoid"}, {Activation::Softplus, "softplus"}};
+  return names;
+}
+
 Activation activation_from_name(const std::string& name) {
-  if (name == "linear" || name == "identity") return Activation::Identity;
-  if (name == "relu") return Activation::Relu;
-  if (name == "silu" || name == "swish") return Activation::Silu;
-  if (name == "gelu") return Activation::Gelu;
-  if (name == "gelu_accurate") return Activation::GeluAccurate;
-  if (name == "tanh") return Activation::Tanh;
-  if (name == "sigmoid") return Activation::Sigmoid;
-  if (name == "softplus") return Activation::Softplus;
-  fail("unknown activation '", name,
-       "' (expected linear, relu, silu, swish, gelu, gelu_accurate, tanh, sigmoid or softplus)");
+  if (auto activation = enum_from_name(activation_names(), name)) return *activation;
+  fail("unknown activation '", name, "' (expected ", or_list(enum_name_list(activation_names())), ")");
 }
 
 const char* activation_name(Activation activation) {
-  switch (activation) {
-    case Activation::Identity: return "linear";
-    case Activation::Relu: return "relu";
-    case Activation::Silu: return "silu";
-    case Activation::Gelu: return "gelu";
-    case Activation::GeluAccurate: return "gelu_accurate";
-    case Activation::Tanh: return "tanh";
-    case Activation::Sigmoid: return "sigmoid";
-    case Activation::Softplus: return "softplus";
-  }
-  return "?";
+  return enum_name(activation_names(), activation).data();  // the table's literals are NUL-terminated
 }
 
 Var activate(Activation activation, const Var& x) {

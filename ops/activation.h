@@ -3,6 +3,7 @@
 #include <string>
 
 #include "autograd/variable.h"
+#include "core/enum_names.h"
 
 namespace mega {
 
@@ -15,8 +16,9 @@ Var relu(const Var& x);
 Var softplus(const Var& x);       // log(1 + e^x), stable for large |x|
 
 enum class Activation { Identity, Relu, Silu, Gelu, GeluAccurate, Tanh, Sigmoid, Softplus };
-// HF names: "linear", "relu", "silu"/"swish", "gelu", "gelu_accurate", "tanh", "sigmoid", "softplus".
-Activation activation_from_name(const std::string& name);
+// HF's ACT2FN names (aliases after the name written back); the one list of accepted activation names.
+EnumNames<Activation> activation_names();
+Activation activation_from_name(const std::string& name);  // an error lists activation_names()
 const char* activation_name(Activation activation);
 Var activate(Activation activation, const Var& x);
 

@@ -21,11 +21,17 @@
 
 namespace mega {
 
+EnumNames<AttentionFunction> attention_function_names() {
+  static constexpr EnumName<AttentionFunction> names[] = {
+      {AttentionFunction::Softmax, "softmax"}, {AttentionFunction::Laplace, "laplace"},
+      {AttentionFunction::Relu2, "relu2"}};
+  return names;
+}
+
 AttentionFunction attention_function_from_name(const std::string& name) {
-  if (name == "softmax") return AttentionFunction::Softmax;
-  if (name == "laplace") return AttentionFunction::Laplace;
-  if (name == "relu2") return AttentionFunction::Relu2;
-  fail("[attention] unknown attention function '", name, "' (expected softmax, laplace or relu2)");
+  if (auto function = enum_from_name(attention_function_names(), name)) return *function;
+  fail("[attention] unknown attention function '", name, "' (expected ",
+       or_list(enum_name_list(attention_function_names())), ")");
 }
 
 // ---------------------------------------------------------------------------------------------------

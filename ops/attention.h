@@ -5,12 +5,15 @@
 #include <string>
 
 #include "autograd/variable.h"
+#include "core/enum_names.h"
 #include "core/rng.h"
 
 namespace mega {
 
 enum class AttentionFunction { Softmax, Laplace, Relu2 };
-AttentionFunction attention_function_from_name(const std::string& name);  // "softmax", "laplace", "relu2"
+// HF's attention_activation names; the one list of them.
+EnumNames<AttentionFunction> attention_function_names();
+AttentionFunction attention_function_from_name(const std::string& name);  // an error lists the names
 
 // Simple bias (T5-like): w (2M - 1) -> bias (n, n), bias[i][j] = w[M - 1 + j - i]. n <= M, else an
 // error naming max_positions / chunk_size.

@@ -14,13 +14,16 @@
 #include <set>
 #include <sstream>
 
+#include "nn/config_fields.h"
+#include "nn/lra_classifier.h"
+#include "ops/activation.h"
+
 namespace mega {
 
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 using Strings = std::vector<std::string>;
-const Strings kActivations = {"linear", "relu", "silu", "swish", "gelu", "gelu_accurate", "tanh", "sigmoid", "softplus"};
 
 KeySpec make_spec(std::string path, ValueType type, RecipeValue def) {
   return KeySpec{.path = std::move(path), .type = type, .default_value = std::move(def), .nullable = false,
@@ -55,8 +58,35 @@ KeySpec key_string(std::string path, std::string def, Strings choices, std::stri
   s.help = std::move(help);
   return s;
 }
-KeySpec key_dropout(std::string path, std::optional<double> def, std::string help) {
-  return key_float(std::move(path), def, 0, 1, true, std::move(help));
+
+// The model section's MegaConfig keys, one per field of nn/config_fields.h that recipes use, with its
+// type, range, allowed names and default (null for a field whose value the trainer takes from the task).
+std::vector<KeySpec> model_config_keys() {
+  auto type_of = [](FieldKind kind) {
+    switch (kind) {
+      case FieldKind::Bool: return ValueType::Bool;
+      case FieldKind::Int: return ValueType::Int;
+      case FieldKind::Float: return ValueType::Float;
+      case FieldKind::Choice: return ValueType::String;
+    }
+    fail("unreachable");
+  };
+  std::vector<KeySpec> keys;
+  for (const ConfigField& field : mega_config_fields()) {
+    if (field.recipe == RecipeUse::NotInRecipe) continue;
+    const bool task_default = field.recipe == RecipeUse::TaskDefault;
+    RecipeValue def = std::visit([](const auto& v) -> RecipeValue { return v; }, field.default_value());
+    KeySpec spec = make_spec(std::string("model.") + field.name, type_of(field.kind()),
+                             task_default ? RecipeValue() : def);
+    spec.nullable = field.nullable() || task_default;
+    spec.min = field.range.min;
+    spec.max = field.range.max;
+    spec.max_open = field.range.max_open;
+    spec.choices = field.choices();
+    spec.help = std::string(field.help) + (task_default ? "; null: the dataset's" : "");
+    keys.push_back(std::move(spec));
+  }
+  return keys;
 }
 
 // data.<task>.<name> for every key of every task row, typed as the key's default.
@@ -84,46 +114,13 @@ void add_task_keys(std::vector<KeySpec>& schema) {
 std::vector<KeySpec> build_schema() {
   const double big = 1e9;
   std::vector<KeySpec> s = {
-      // ---- model: HF MegaConfig names (defaults are HF's), then the task head ----
-      key_int("model.vocab_size", std::nullopt, 1, big, "token vocabulary; null: the dataset's"),
-      key_int("model.hidden_size", 128, 1, 65536, "D, the model dimension"),
-      key_int("model.num_hidden_layers", 4, 1, 1000, "Mega blocks"),
-      key_int("model.intermediate_size", 256, 1, big, "the gated attention's value/hidden dimension"),
-      key_int("model.ema_projection_size", 16, 1, 4096, "N, EMA dimensions per feature"),
-      key_bool("model.bidirectional", true, "two-directional EMA"),
-      key_int("model.shared_representation_size", 64, 1, 65536, "Z, the shared query/key dimension"),
-      key_bool("model.use_chunking", false, "Mega-chunk: attention within chunks of chunk_size"),
-      key_int("model.chunk_size", -1, -1, big, "-1: no chunking"),
-      key_int("model.truncation", std::nullopt, 1, big, "EMA kernel length; null: the sequence length"),
-      key_bool("model.normalize_before_mega", true, "pre-norm (true) or post-norm (false)"),
-      key_string("model.normalization_type", "scalenorm", {"layernorm", "scalenorm", "rmsnorm", "batchnorm"}, ""),
-      key_bool("model.norm_affine", true, "learned gain/bias in the norms"),
-      key_string("model.activation", "silu", kActivations, ""),
-      key_string("model.attention_activation", "softmax", {"softmax", "laplace", "relu2"}, ""),
-      key_dropout("model.dropout_prob", 0.1, "dropout on block outputs"),
-      key_dropout("model.hidden_dropout_prob", 0.1, "dropout on the gated attention's hidden units"),
-      key_dropout("model.attention_probs_dropout_prob", 0.1, "dropout on attention weights"),
-      key_bool("model.use_feature_dropout", false, "drop whole features instead of elements"),
-      key_bool("model.use_normalized_ffn", true, "a normalized feed-forward network after each block"),
-      key_int("model.nffn_hidden_size", 256, 1, big, ""),
-      key_bool("model.normalize_before_ffn", true, ""),
-      key_dropout("model.nffn_activation_dropout_prob", 0.1, ""),
-      key_int("model.max_positions", 2048, 1, big, "longest sequence (relative position bias size)"),
-      key_bool("model.add_token_type_embeddings", false, ""),
-      key_int("model.type_vocab_size", 2, 1, big, ""),
-      key_float("model.initializer_range", 0.02, 0, kInf, false, ""),
-      key_float("model.ema_delta_alpha_range", 0.2, 0, kInf, false, ""),
-      key_float("model.ema_beta_range", 0.02, 0, kInf, false, ""),
-      key_float("model.ema_gamma_omega_range", 1.0, 0, kInf, false, ""),
-      key_string("model.relative_positional_bias", "rotary", {"simple", "rotary"}, ""),
-      key_int("model.pad_token_id", std::nullopt, 0, big, "null: the dataset's"),
+      // ---- model: the task head (the MegaConfig keys before it come from the field table) ----
       key_string("model.head", "sequence_classification", {"sequence_classification"}, "the task head"),
       key_int("model.num_labels", std::nullopt, 1, big, "classes; null: the dataset's"),
-      key_string("model.pooling", "mean", {"mean", "first"}, "sentence representation: mean of tokens or the first"),
+      key_string("model.pooling", "mean", enum_name_list(pooling_names()), "sentence representation: mean of tokens or the first"),
       key_int("model.classifier_layers", 1, 0, 16, "hidden Linear+activation layers before the output projection"),
       key_int("model.classifier_hidden_size", std::nullopt, 1, big, "null: hidden_size"),
-      key_string("model.classifier_activation", "gelu", kActivations, ""),
-      key_dropout("model.classifier_dropout", std::nullopt, "null: dropout_prob"),
+      key_string("model.classifier_activation", "gelu", enum_name_list(activation_names()), ""),
       // ---- data ----
       key_string("data.task", task_table().front().name, task_names(), "the task row (data/task.h)"),
       [] {
@@ -182,6 +179,8 @@ std::vector<KeySpec> build_schema() {
   add_task_keys(tasks);
   auto data_end = std::find_if(s.begin(), s.end(), [](const KeySpec& k) { return k.path.rfind("optim.", 0) == 0; });
   s.insert(data_end, tasks.begin(), tasks.end());
+  std::vector<KeySpec> model = model_config_keys();
+  s.insert(s.begin(), model.begin(), model.end());
   return s;
 }
 

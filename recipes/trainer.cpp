@@ -15,6 +15,7 @@
 #include "core/safetensors.h"
 #include "core/threading.h"
 #include "data/task.h"
+#include "nn/config_fields.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
@@ -43,43 +44,32 @@ TaskInfo task_info(const Recipe& recipe) {
 }
 
 MegaConfig mega_config_from_recipe(const Recipe& r, const TaskInfo& task) {
+  // Every MegaConfig key the recipe has, through the field table that made the schema; a key left null
+  // for the task (vocab_size, pad_token_id) is filled from it below, the rest keep HF's defaults.
+  auto config_value = [](const RecipeValue& value) {
+    return std::visit(
+        [](const auto& v) -> FieldValue {
+          if constexpr (std::is_constructible_v<FieldValue, decltype(v)>) return v;
+          else fail("a list value for a model key");  // the schema never gives a model field a list type
+        },
+        value);
+  };
   MegaConfig c;
-  c.vocab_size = r.is_null("model.vocab_size") ? task.vocab_size : r.get_int("model.vocab_size");
-  c.hidden_size = r.get_int("model.hidden_size");
-  c.num_hidden_layers = r.get_int("model.num_hidden_layers");
-  c.intermediate_size = r.get_int("model.intermediate_size");
-  c.ema_projection_size = r.get_int("model.ema_projection_size");
-  c.bidirectional = r.get_bool("model.bidirectional");
-  c.shared_representation_size = r.get_int("model.shared_representation_size");
-  c.use_chunking = r.get_bool("model.use_chunking");
-  c.chunk_size = r.get_int("model.chunk_size");
-  if (!r.is_null("model.truncation")) c.truncation = r.get_int("model.truncation");
-  c.normalize_before_mega = r.get_bool("model.normalize_before_mega");
-  c.normalization_type = r.get_string("model.normalization_type");
-  c.norm_affine = r.get_bool("model.norm_affine");
-  c.activation = r.get_string("model.activation");
-  c.attention_activation = r.get_string("model.attention_activation");
-  c.dropout_prob = r.get_float("model.dropout_prob");
-  c.hidden_dropout_prob = r.get_float("model.hidden_dropout_prob");
-  c.attention_probs_dropout_prob = r.get_float("model.attention_probs_dropout_prob");
-  c.use_feature_dropout = r.get_bool("model.use_feature_dropout");
-  c.use_normalized_ffn = r.get_bool("model.use_normalized_ffn");
-  c.nffn_hidden_size = r.get_int("model.nffn_hidden_size");
-  c.normalize_before_ffn = r.get_bool("model.normalize_before_ffn");
-  c.nffn_activation_dropout_prob = r.get_float("model.nffn_activation_dropout_prob");
-  c.max_positions = r.get_int("model.max_positions");
-  c.add_token_type_embeddings = r.get_bool("model.add_token_type_embeddings");
-  c.type_vocab_size = r.get_int("model.type_vocab_size");
-  c.initializer_range = r.get_float("model.initializer_range");
-  c.ema_delta_alpha_range = r.get_float("model.ema_delta_alpha_range");
-  c.ema_beta_range = r.get_float("model.ema_beta_range");
-  c.ema_gamma_omega_range = r.get_float("model.ema_gamma_omega_range");
-  c.relative_positional_bias = r.get_string("model.relative_positional_bias");
-  c.pad_token_id = r.is_null("model.pad_token_id") ? task.pad_id : r.get_int("model.pad_token_id");
+  for (const ConfigField& field : mega_config_fields()) {
+    if (field.recipe == RecipeUse::NotInRecipe) continue;
+    const std::string key = std::string("model.") + field.name;
+    if (field.recipe == RecipeUse::TaskDefault && r.is_null(key)) continue;
+    try {
+      field.set(c, config_value(r.entry(key).value));
+    } catch (const Error& e) {
+      fail(r.path, ": ", key, ": ", e.what());
+    }
+  }
+  if (r.is_null("model.vocab_size")) c.vocab_size = task.vocab_size;
+  if (r.is_null("model.pad_token_id")) c.pad_token_id = task.pad_id;
   c.bos_token_id = std::nullopt;  // classification: no sentence markers
   c.eos_token_id = std::nullopt;
-  c.classifier_dropout =
-      r.is_null("model.classifier_dropout") ? c.dropout_prob : r.get_float("model.classifier_dropout");
+  if (!c.classifier_dropout) c.classifier_dropout = c.dropout_prob;
   c.set_num_labels(r.is_null("model.num_labels") ? task.num_labels : r.get_int("model.num_labels"));
   c.architectures = {"MegaModel"};
   c.validate();

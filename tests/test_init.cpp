@@ -13,7 +13,7 @@ using namespace mega;
 
 namespace {
 
-MegaConfig small_config(const std::string& norm, const std::string& bias) {
+MegaConfig small_config(NormalizationType norm, RelativePositionalBias bias) {
   MegaConfig c;
   c.vocab_size = 300;
   c.hidden_size = 64;
@@ -65,7 +65,7 @@ Stats pooled(const Module& model, const std::string& suffix, int64_t* count = nu
 }  // namespace
 
 TEST(Init, EmaParametersFollowHfRanges) {
-  MegaConfig c = small_config("layernorm", "simple");
+  MegaConfig c = small_config(NormalizationType::LayerNorm, RelativePositionalBias::Simple);
   c.ema_delta_alpha_range = 0.2;
   c.ema_beta_range = 0.02;
   c.ema_gamma_omega_range = 1.0;
@@ -99,7 +99,7 @@ TEST(Init, EmaParametersFollowHfRanges) {
 }
 
 TEST(Init, LinearsEmbeddingsNormsAndAttentionParameters) {
-  MegaConfig c = small_config("layernorm", "simple");
+  MegaConfig c = small_config(NormalizationType::LayerNorm, RelativePositionalBias::Simple);
   c.initializer_range = 0.05;
   MegaModel model(c, false);
   Rng rng(1);
@@ -125,13 +125,13 @@ TEST(Init, LinearsEmbeddingsNormsAndAttentionParameters) {
 }
 
 TEST(Init, EveryNormAndBiasKindHasARule) {
-  for (const std::string norm : {"scalenorm", "rmsnorm", "batchnorm", "layernorm"}) {
-    for (const std::string bias : {"rotary", "simple"}) {
+  for (const auto& [norm, norm_name] : normalization_type_names()) {
+    for (const auto& [bias, bias_name] : relative_positional_bias_names()) {
       MegaConfig c = small_config(norm, bias);
       c.num_hidden_layers = 1;
       MegaModel model(c, true);
       Rng rng(0);
-      ASSERT_NO_THROW(init_mega_weights(model, c, rng)) << norm << " " << bias;
+      ASSERT_NO_THROW(init_mega_weights(model, c, rng)) << norm_name << " " << bias_name;
       for (const auto& [name, p] : model.named_parameters()) {
         if (name.find("norm.scalar") != std::string::npos) {
           EXPECT_TRUE(all_equal(p.value(), 1)) << name;
@@ -154,7 +154,7 @@ TEST(Init, EveryNormAndBiasKindHasARule) {
 
 TEST(Init, DeterministicInTheSeedAndCoversTheClassifierHead) {
   LraClassifierOptions options;
-  options.encoder = small_config("layernorm", "simple");
+  options.encoder = small_config(NormalizationType::LayerNorm, RelativePositionalBias::Simple);
   options.classifier_hidden_size = 32;
   options.num_labels = 10;
   LraClassifier a(options), b(options), other(options);

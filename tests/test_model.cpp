@@ -70,8 +70,8 @@ TEST(MegaConfig, ReadsHfDefaultsWhenKeysAreMissing) {
   EXPECT_EQ(c.ema_projection_size, 16);
   EXPECT_EQ(c.chunk_size, -1);
   EXPECT_FALSE(c.truncation.has_value());
-  EXPECT_EQ(c.normalization_type, "scalenorm");
-  EXPECT_EQ(c.relative_positional_bias, "rotary");
+  EXPECT_EQ(c.normalization_type, NormalizationType::ScaleNorm);
+  EXPECT_EQ(c.relative_positional_bias, RelativePositionalBias::Rotary);
   EXPECT_EQ(c.max_positions, 2048);
   EXPECT_EQ(c.num_labels(), 2);
   EXPECT_TRUE(c.tie_word_embeddings);
