@@ -27,6 +27,7 @@ const std::map<std::string, Command>& commands() {
       {"train", {mega::cli::train, "train a recipe: 'mega train RECIPE.yaml [key=value ...] [--resume]'"}},
       {"eval", {mega::cli::eval, "evaluate a checkpoint: 'mega eval RECIPE.yaml --checkpoint DIR'"}},
       {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},
+      {"pathfinder-data", {mega::cli::pathfinder_data, "generate a Pathfinder/Path-X dataset (LRA layout)"}},
   };
   return table;
 }

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build needs when run as root; otherwise prints the exact command.
 set -euo pipefail
 packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-program-options-dev
-          libyaml-cpp-dev libgtest-dev nlohmann-json3-dev
+          libyaml-cpp-dev libgtest-dev nlohmann-json3-dev libpng-dev
           ocl-icd-opencl-dev)  # dnnl-config.cmake find_package(OpenCL)s even for the CPU engine
 missing=()
 for p in "${packages[@]}"; do
