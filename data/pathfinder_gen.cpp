@@ -372,7 +372,9 @@ void write_pathfinder_dataset(const std::string& root, const std::string& diffic
   const fs::path final_dir = pathfinder_dir(root, o.resolution, difficulty);
   MEGA_CHECK(!fs::exists(final_dir), "[pathfinder] ", final_dir.string(),
              " already exists: remove it or choose another --out");
-  const fs::path work = final_dir.parent_path() / ("." + final_dir.filename().string() + ".partial");
+  fs::path work = final_dir.parent_path() / ".";  // the hidden sibling ".<difficulty>.partial"
+  work += final_dir.filename();
+  work += ".partial";
   fs::remove_all(work);  // what an interrupted run left
   const int64_t folders = (count + images_per_folder - 1) / images_per_folder;
   fs::create_directories(work / "metadata");
@@ -387,8 +389,9 @@ void write_pathfinder_dataset(const std::string& root, const std::string& diffic
       for (int64_t i = begin; i < end; ++i) {
         labels[i] = pathfinder_label(seed, i);
         PathfinderSample sample = generate_pathfinder_sample(o, labels[i], seed, static_cast<uint64_t>(i) + 1);
-        const fs::path file = work / "imgs" / std::to_string(i / images_per_folder) /
-                              ("sample_" + std::to_string(i % images_per_folder) + ".png");
+        fs::path file = work / "imgs" / std::to_string(i / images_per_folder) / "sample_";
+        file += std::to_string(i % images_per_folder);
+        file += ".png";
         write_png_grey(file.string(), sample.image);
       }
     } catch (...) {
