@@ -32,7 +32,8 @@ std::vector<std::pair<int64_t, fs::path>> metadata_files(const fs::path& dir) {
   for (const fs::directory_entry& entry : fs::directory_iterator(metadata)) {
     const fs::path& p = entry.path();
     const std::string stem = p.stem().string();
-    if (p.extension() != ".npy" || stem.empty() || !std::all_of(stem.begin(), stem.end(), ::isdigit)) continue;
+    const bool numbered = !stem.empty() && std::all_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (p.extension() != ".npy" || !numbered) continue;
     files.emplace_back(std::stoll(stem), p);
   }
   MEGA_CHECK(!files.empty(), "[pathfinder] no <n>.npy files in ", metadata.string());
