@@ -28,6 +28,7 @@ const std::map<std::string, Command>& commands() {
       {"eval", {mega::cli::eval, "evaluate a checkpoint: 'mega eval RECIPE.yaml --checkpoint DIR'"}},
       {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},
       {"lra-data", {mega::cli::lra_data, "State of the Union as LRA Text/Retrieval in their release layouts"}},
+      {"pathfinder-data", {mega::cli::pathfinder_data, "generate a Pathfinder/Path-X dataset (LRA layout)"}},
   };
   return table;
 }

@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-program-options-dev
           libyaml-cpp-dev libgtest-dev nlohmann-json3-dev
-          zlib1g-dev  # gzip IDX files (MNIST family)
+          zlib1g-dev   # gzip IDX files (MNIST family)
+          libpng-dev   # Pathfinder images
           ocl-icd-opencl-dev)  # dnnl-config.cmake find_package(OpenCL)s even for the CPU engine
 missing=()
 for p in "${packages[@]}"; do
