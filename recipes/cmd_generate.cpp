@@ -80,7 +80,12 @@ int generate(const Args& args) {
     return 0;
   }
   po::notify(vm);
-  MEGA_CHECK(sampling.top_p > 0 && sampling.top_p <= 1, "--top-p must be in (0, 1]");
+  // Comparisons written so that NaN fails them.
+  MEGA_CHECK(max_new_tokens >= 0, "--max-new-tokens must be 0 or more, got ", max_new_tokens);
+  MEGA_CHECK(sampling.temperature >= 0 && std::isfinite(sampling.temperature),
+             "--temperature must be a finite number >= 0 (0: greedy), got ", sampling.temperature);
+  MEGA_CHECK(sampling.top_k >= 0, "--top-k must be 0 (all tokens) or more, got ", sampling.top_k);
+  MEGA_CHECK(sampling.top_p > 0 && sampling.top_p <= 1, "--top-p must be in (0, 1], got ", sampling.top_p);
 
   std::vector<int64_t> ids;
   std::istringstream in(prompt);

@@ -1,7 +1,9 @@
 // `mega hf-run`: runs an HF Mega checkpoint folder (config.json + model.safetensors) on the tensors of
 // an inputs file and writes the outputs under the HF fixture names (see nn/hf_run.h), so any case
 // folder of shared/fixtures/hf_mega can be checked against its expected.safetensors.
+#include <algorithm>
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <iostream>
 
 #include "core/safetensors.h"
@@ -11,6 +13,29 @@
 namespace po = boost::program_options;
 
 namespace mega::cli {
+
+namespace {
+
+// --out is replaced by a rename, so it must not name anything the run reads (the inputs file, any
+// file of the --model folder) nor anything that is not a regular file (a folder, a device, a symlink,
+// whose target a user means to keep): those are refused before any work.
+void check_output_path(const std::string& out, const std::string& model_dir, const std::string& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::file_status status = fs::symlink_status(out, error);
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    fail("[hf-run] --out ", out, " exists and is not a regular file (",
+         fs::is_symlink(status) ? "a symlink" : fs::is_directory(status) ? "a folder" : "a device or other special file",
+         "): refusing to replace it");
+  if (fs::exists(status) && fs::exists(inputs, error) && fs::equivalent(out, inputs, error))
+    fail("[hf-run] --out ", out, " is the inputs file (--inputs ", inputs, "): refusing to overwrite an input");
+  const fs::path target = fs::weakly_canonical(fs::absolute(out)), model = fs::weakly_canonical(fs::absolute(model_dir));
+  if (std::mismatch(model.begin(), model.end(), target.begin(), target.end()).first == model.end())
+    fail("[hf-run] --out ", out, " is inside the checkpoint folder (--model ", model_dir,
+         "): refusing to write into an input; choose a path outside it");
+}
+
+}  // namespace
 
 int hf_run(const Args& args) {
   std::string model_dir, inputs_path, out_path;
@@ -35,6 +60,8 @@ int hf_run(const Args& args) {
   }
   po::notify(vm);
   MEGA_CHECK(options.prefill == 0 || options.incremental, "--prefill needs --incremental");
+  options.inputs_name = inputs_path;
+  check_output_path(out_path, model_dir, inputs_path);
 
   MegaCheckpoint checkpoint = load_pretrained(model_dir);
   SafetensorsFile inputs = load_safetensors(inputs_path);

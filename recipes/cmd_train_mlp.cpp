@@ -32,6 +32,10 @@ int train_mlp(const Args& args) {
     std::cout << options;
     return 0;
   }
+  // A smoke run on 512 points: widths past a few thousand only allocate (hidden^2 weights).
+  MEGA_CHECK(steps >= 1, "--steps must be 1 or more, got ", steps);
+  MEGA_CHECK(hidden >= 1 && hidden <= 4096, "--hidden must be in 1..4096, got ", hidden);
+  MEGA_CHECK(lr > 0 && std::isfinite(lr), "--lr must be a finite number > 0, got ", lr);
 
   Rng rng(seed);
   Tensor x = Tensor::empty({points, 2}), y = Tensor::empty({points, 1});

@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/threading.h"
+
 namespace mega {
 
 namespace {
@@ -153,7 +155,7 @@ std::vector<KeySpec> build_schema() {
       key_int("train.save_interval", 1000, 1, big, "updates between checkpoints"),
       key_int("train.log_interval", 100, 1, big, "updates between log lines"),
       key_int("train.seed", 0, 0, 9.2e18, ""),
-      key_int("train.threads", 0, 0, 4096, "0: $MEGA_NUM_THREADS or every core"),
+      key_int("train.threads", 0, 0, kMaxThreads, "0: $MEGA_NUM_THREADS or every core"),
       key_float("train.grad_clip", 0.0, 0, kInf, false, "global-norm limit; 0: none"),
       key_int("train.accumulate", 1, 1, 1e6, "micro-batches per update"),
       key_string("output_dir", "runs/default", {}, "checkpoints and logs"),
@@ -346,6 +348,9 @@ std::string source_line(const std::string& path, int index) {
   return "";
 }
 
+// A recipe is a few hundred lines: anything past this is not one (a data file named by mistake).
+constexpr uintmax_t kMaxRecipeBytes = uintmax_t{1} << 20;
+
 // Loads one file and its bases: the bases' entries overlaid by this file's.
 Entries load_file(const std::string& path, std::vector<std::string>& chain, const Origin& included_from) {
   namespace fs = std::filesystem;
@@ -355,10 +360,21 @@ Entries load_file(const std::string& path, std::vector<std::string>& chain, cons
     for (const std::string& f : chain) cycle += f + " -> ";
     recipe_error(included_from, "base", "inheritance cycle: ", cycle, canonical);
   }
-  if (!fs::exists(path)) {
-    if (included_from.file.empty()) fail("recipe '", path, "' does not exist");
-    recipe_error(included_from, "base", "recipe '", path, "' does not exist");
-  }
+  // Only a regular file of bounded size is read: yaml-cpp would read /dev/zero forever, fail on a
+  // folder with a bare "basic_filebuf::underflow", and load a huge file whole into memory.
+  auto refuse = [&](const auto&... parts) {
+    if (included_from.file.empty()) fail("recipe '", path, "' ", parts...);
+    recipe_error(included_from, "base", "recipe '", path, "' ", parts...);
+  };
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) refuse("does not exist");
+  if (fs::is_directory(status)) refuse("is a folder, not a recipe file");
+  if (!fs::is_regular_file(status)) refuse("is not a regular file (a device, pipe or socket)");
+  const uintmax_t size = fs::file_size(path, error);
+  if (error) refuse("cannot be read: ", error.message());
+  if (size > kMaxRecipeBytes)
+    refuse("is ", size, " bytes; a recipe may be at most ", kMaxRecipeBytes, " bytes (1 MiB)");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -404,6 +420,17 @@ void apply_override(const std::string& text, int64_t index, Entries& entries) {
     recipe_error(origin, path, "malformed value '", value_text, "': ", e.msg);
   }
   entries[path] = RecipeEntry{parse_value(value, *spec, origin), origin};
+}
+
+// output_dir is where checkpoints go: an empty path or an existing non-folder would only fail (with a
+// bare filesystem message) at the first save, after training time was spent.
+void check_output_dir(const Recipe& r) {
+  namespace fs = std::filesystem;
+  const Origin& origin = r.entry("output_dir").origin;
+  if (r.output_dir.empty()) recipe_error(origin, "output_dir", "must name a folder, got an empty path");
+  std::error_code error;
+  if (fs::exists(r.output_dir, error) && !fs::is_directory(r.output_dir, error))
+    recipe_error(origin, "output_dir", "'", r.output_dir, "' exists and is not a folder");
 }
 
 // Constraints between keys, checked on the resolved entries. Errors point at the entry that decides.
@@ -486,6 +513,7 @@ void build_sections(Recipe& r) {
   s.total_steps = r.is_null("schedule.total_steps") ? t.max_steps : r.get_int("schedule.total_steps");
 
   r.output_dir = r.get_string("output_dir");
+  check_output_dir(r);
 }
 
 // Writes one value as YAML.
