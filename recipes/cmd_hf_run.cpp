@@ -40,6 +40,7 @@ void check_output_path(const std::string& out, const std::string& model_dir, con
 int hf_run(const Args& args) {
   std::string model_dir, inputs_path, out_path;
   HfRunOptions options;
+  int64_t seed = 0;  // signed, so that a negative seed is refused rather than wrapped to 2^64 - n
   po::options_description description("mega hf-run options");
   description.add_options()("help,h", "show this help")(
       "model", po::value(&model_dir)->required(), "checkpoint folder: config.json + model.safetensors")(
@@ -51,7 +52,7 @@ int hf_run(const Args& args) {
       "causal LM: add incremental.logits (one token per call through the cache)")(
       "prefill", po::value(&options.prefill)->default_value(0),
       "with --incremental: add incremental_prefill.logits (the first K tokens in one call)")(
-      "seed", po::value(&options.seed)->default_value(0), "dropout seed");
+      "seed", po::value(&seed)->default_value(0), "dropout seed");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(description).run(), vm);
   if (vm.count("help")) {
@@ -60,6 +61,8 @@ int hf_run(const Args& args) {
   }
   po::notify(vm);
   MEGA_CHECK(options.prefill == 0 || options.incremental, "--prefill needs --incremental");
+  MEGA_CHECK(seed >= 0, "--seed must be 0 or more, got ", seed);
+  options.seed = static_cast<uint64_t>(seed);
   options.inputs_name = inputs_path;
   check_output_path(out_path, model_dir, inputs_path);
 

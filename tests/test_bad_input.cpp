@@ -150,6 +150,7 @@ TEST_F(BadInput, HfRunPrefillMustLieWithinTheSequence) {
   std::string file = inputs({{"input_ids", ids(2, 10)}});
   expect_refused(hf_run(file, "--incremental --prefill 11"), {"--prefill 11", "1..10"});
   expect_refused(hf_run(file, "--incremental --prefill=-2"), {"--prefill -2", "1..10"});
+  expect_refused(hf_run(file, "--seed=-1"), {"--seed", "0 or more"});
   Result fine = hf_run(file, "--incremental --prefill 10");
   EXPECT_EQ(fine.exit_code, 0) << fine.output;
 }
@@ -237,7 +238,9 @@ TEST_F(BadInput, GenerateRefusesSamplingOutsideItsRange) {
   const std::string base = "--threads 1 generate --model " + kCausal.string() + " --prompt \"3 4 5\" ";
   expect_refused(run_mega(base + "--temperature nan"), {"--temperature", ">= 0", "nan"});
   expect_refused(run_mega(base + "--temperature=-0.5"), {"--temperature", ">= 0", "-0.5"});
-  expect_refused(run_mega(base + "--max-new-tokens=-1"), {"--max-new-tokens", "0 or more", "-1"});
+  expect_refused(run_mega(base + "--max-new-tokens=-1"), {"--max-new-tokens", "0..1048576", "-1"});
+  expect_refused(run_mega(base + "--max-new-tokens 99999999999"), {"--max-new-tokens", "0..1048576"});
+  expect_refused(run_mega(base + "--seed=-5"), {"--seed", "0 or more", "-5"});
   expect_refused(run_mega(base + "--top-k=-3"), {"--top-k", "0", "-3"});
   for (const char* p : {"0", "1.5", "nan"}) expect_refused(run_mega(base + "--top-p " + p), {"--top-p", "(0, 1]", p});
   Result fine = run_mega(base + "--max-new-tokens 3 --temperature 0.7 --top-k 5 --top-p 0.9");
@@ -251,6 +254,14 @@ TEST_F(BadInput, ThreadCountsOutsideTheRangeAreRefused) {
   expect_refused(run_mega("version", "MEGA_NUM_THREADS=0"), {"MEGA_NUM_THREADS", "1..1024"});
   Result fine = run_mega("--threads 2 version", "MEGA_NUM_THREADS=3");
   EXPECT_EQ(fine.exit_code, 0) << fine.output;
+}
+
+TEST_F(BadInput, TrainMlpRefusesAbsurdSizes) {
+  expect_refused(run_mega("train-mlp --hidden 0"), {"--hidden", "1..4096"});
+  expect_refused(run_mega("train-mlp --hidden 100000"), {"--hidden", "1..4096"});
+  expect_refused(run_mega("train-mlp --steps 0"), {"--steps", "1 or more"});
+  expect_refused(run_mega("train-mlp --lr nan"), {"--lr", "> 0"});
+  expect_refused(run_mega("train-mlp --seed=-1"), {"--seed", "0 or more"});
 }
 
 // ---- JSON files: errors name the file and the key; sizes are bounded before allocating ----
