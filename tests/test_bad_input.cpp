@@ -282,6 +282,13 @@ TEST_F(BadInput, ConfigJsonTypeErrorsNameTheFileAndKey) {
   expect_refused(run_mega(generate), {config.string(), "is a folder"});
 }
 
+TEST_F(BadInput, EvalCheckpointConfigMustBeAJsonFile) {
+  std::ofstream(path("recipe.yaml")) << "train: {max_steps: 10}\noutput_dir: " << path("run").string() << "\n";
+  fs::create_directories(path("checkpoint") / "config.json");
+  expect_refused(run_mega("eval " + path("recipe.yaml").string() + " --checkpoint " + path("checkpoint").string()),
+                 {(path("checkpoint") / "config.json").string(), "is a folder"});
+}
+
 TEST_F(BadInput, JsonHelpersNameTheKeyAndRange) {
   nlohmann::json head = {{"layers", 1e9}, {"half", 2.5}, {"name", 3}};
   std::string error = error_of([&] { mega::json_integer(head, "layers", "f.json", 0, 16); });
