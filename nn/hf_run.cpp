@@ -70,7 +70,7 @@ class InputCheck {
     if (has("input_ids") == has("inputs_embeds"))
       fail("[hf-run] ", options_.inputs_name, ": needs exactly one of input_ids ", tokens_shape(),
            " and inputs_embeds ", tokens_shape(), " + (H), got ", has("input_ids") ? "both" : "neither");
-    const size_t dims = is<MegaForMultipleChoice>() ? 3 : 2;
+    const int64_t dims = is<MegaForMultipleChoice>() ? 3 : 2;
     if (has("input_ids")) {
       const Tensor& ids = at("input_ids");
       if (!is_integer(ids.dtype())) bad("input_ids", "token ids must be I64 or I32, got ", dtype_name(ids.dtype()));
@@ -87,6 +87,11 @@ class InputCheck {
     }
     for (int64_t n : tokens_)
       if (n < 1) bad(first_name(), "has shape ", shape_str(tokens_), ": every dimension must be at least 1");
+    // The relative bias covers max_positions tokens (chunk_size with chunking): a longer sequence would
+    // be refused by the first attention anyway, after allocating its (L, L) weights.
+    if (!config_.use_chunking && tokens_.back() > config_.max_positions)
+      bad(first_name(), "has L = ", tokens_.back(), " tokens; without chunking the model attends over at most ",
+          "max_positions = ", config_.max_positions);
     if (has("input_ids")) check_ids("input_ids", config_.vocab_size, "vocab_size", false);
   }
 

@@ -146,6 +146,12 @@ TEST_F(BadInput, HfRunLabelsMustFitTheHead) {
   expect_refused(hf_run(typo), {typo, "attention_masks", "unknown input"});
 }
 
+TEST_F(BadInput, HfRunSequenceLongerThanMaxPositionsIsRefusedUpFront) {
+  std::string file = inputs({{"input_ids", ids(1, 65)}});  // max_positions 64, no chunking
+  expect_refused(hf_run(file), {file, "input_ids", "L = 65", "max_positions = 64"});
+  expect_refused(hf_run(file, "--incremental"), {file, "max_positions = 64"});
+}
+
 TEST_F(BadInput, HfRunPrefillMustLieWithinTheSequence) {
   std::string file = inputs({{"input_ids", ids(2, 10)}});
   expect_refused(hf_run(file, "--incremental --prefill 11"), {"--prefill 11", "1..10"});
