@@ -306,7 +306,10 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   for (int i = 0; i < 8; ++i) length[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A fresh file: a stale temporary (or a symlink planted under its name) is removed, never written
+  // through, so nothing outside `path` can be truncated.
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) fail("[safetensors] ", path, ": cannot create ", tmp, ": ", std::strerror(errno));
   try {
     write_all(fd, length, 8, path);

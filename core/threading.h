@@ -1,5 +1,5 @@
 // One OpenMP pool for the whole process. The thread count comes from set_num_threads (the --threads
-// flag), else MEGA_NUM_THREADS, else every core.
+// flag), else MEGA_NUM_THREADS (an integer in 1..kMaxThreads, else an error), else every core.
 #pragma once
 #include <omp.h>
 
@@ -7,7 +7,13 @@
 
 namespace mega {
 
-void set_num_threads(int threads);  // <= 0 restores the default
+// The most threads a run may ask for (--threads, MEGA_NUM_THREADS, train.threads). Fixed rather than a
+// multiple of this machine's cores so a recipe valid here is valid on any machine; far above any
+// useful count (past the cores, OpenMP threads only take turns), yet it catches a typo like 100000,
+// which would make the runtime try to create that many OS threads.
+constexpr int kMaxThreads = 1024;
+
+void set_num_threads(int threads);  // <= 0 restores the default; above kMaxThreads is an error
 int num_threads();
 // Calls body(begin, end) over [0, n) split in contiguous blocks, one per thread; serial when n is
 // smaller than `grain` so tiny loops do not pay for a parallel region.

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "nn/config_fields.h"
+#include "core/json_file.h"
 
 namespace mega {
 
@@ -144,19 +145,7 @@ json MegaConfig::to_json() const {
 }
 
 MegaConfig MegaConfig::load(const std::string& path) {
-  std::ifstream in(path);
-  MEGA_CHECK(in, "[config] cannot open ", path);
-  json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    fail("[config] ", path, " is not valid JSON: ", e.what());
-  }
-  try {
-    return from_json(j);
-  } catch (const Error& e) {
-    fail(e.what(), " (in ", path, ")");
-  }
+  return parse_json_file(path, read_json_file(path), [](const json& j) { return from_json(j); });
 }
 
 void MegaConfig::save(const std::string& path) const {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "ops/dropout.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
@@ -116,6 +117,9 @@ nlohmann::json lra_config_json(const LraClassifierOptions& options) {
   return json;
 }
 
+// Sizes read from a file are bounded before anything is allocated from them (a corrupt or hand-edited
+// "classifier_layers: 1e9" must not allocate until memory runs out): the layer count as the recipe
+// schema bounds it, widths and label counts far above any real model.
 LraClassifierOptions lra_options_from_config_json(const nlohmann::json& json) {
   MEGA_CHECK(json.contains("lra_classifier") && json["lra_classifier"].is_object(),
              "[lra_classifier] config.json has no 'lra_classifier' section: not an LRA classifier");
@@ -123,22 +127,21 @@ LraClassifierOptions lra_options_from_config_json(const nlohmann::json& json) {
   LraClassifierOptions options;
   nlohmann::json encoder = json;
   encoder.erase("lra_classifier");
-  options.encoder = MegaConfig::from_json(encoder);
-  try {
-    options.pooling = pooling_from_name(head.at("pooling").get<std::string>());
-    options.classifier_layers = head.at("classifier_layers").get<int64_t>();
-    options.classifier_hidden_size = head.at("classifier_hidden_size").get<int64_t>();
-    options.classifier_activation = activation_from_name(head.at("classifier_activation").get<std::string>());
-    options.classifier_dropout = head.at("classifier_dropout").get<double>();
-    options.num_labels = head.at("num_labels").get<int64_t>();
-    // Folders saved before pixel input existed have no "input": they are token models.
-    options.input = lra_input_from_name(head.value("input", std::string("tokens")));
-    if (options.input == LraInput::Pixels) {
-      options.pixel_mean = head.at("pixel_mean").get<double>();
-      options.pixel_std = head.at("pixel_std").get<double>();
-    }
-  } catch (const nlohmann::json::exception& e) {
-    fail("[lra_classifier] bad 'lra_classifier' section in config.json: ", e.what());
+  options.encoder = parse_json_naming_key(encoder, [](const nlohmann::json& j) { return MegaConfig::from_json(j); });
+  const std::string where = "[lra_classifier] config.json lra_classifier";
+  options.pooling = pooling_from_name(json_string(head, "pooling", where));
+  options.classifier_layers = json_integer(head, "classifier_layers", where, 0, 16);
+  options.classifier_hidden_size = json_integer(head, "classifier_hidden_size", where, 0, 65536);
+  options.classifier_activation = activation_from_name(json_string(head, "classifier_activation", where));
+  options.classifier_dropout = json_number(head, "classifier_dropout", where, 0.0, 1.0);
+  MEGA_CHECK(options.classifier_dropout < 1, where, ": 'classifier_dropout' must be in [0, 1), got ",
+             options.classifier_dropout);
+  options.num_labels = json_integer(head, "num_labels", where, 1, 1000000);
+  // Folders saved before pixel input existed have no "input": they are token models.
+  options.input = lra_input_from_name(head.contains("input") ? json_string(head, "input", where) : "tokens");
+  if (options.input == LraInput::Pixels) {
+    options.pixel_mean = json_number(head, "pixel_mean", where, -1e6, 1e6);
+    options.pixel_std = json_number(head, "pixel_std", where, 1e-12, 1e6);
   }
   return options;
 }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/json_file.h"
 #include "core/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -42,13 +43,13 @@ void fsync_path(const fs::path& path) {
   }
 }
 
+// read_json_file refuses a folder, a device or a huge file by name, where an ifstream would fail with
+// a bare "basic_filebuf::underflow" or read forever.
 nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  MEGA_CHECK(in.good(), "checkpoint file '", path.string(), "' is missing or unreadable");
   try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("checkpoint file '", path.string(), "' is not valid JSON: ", e.what());
+    return read_json_file(path.string());
+  } catch (const Error& e) {
+    fail("checkpoint file ", e.what());
   }
 }
 

@@ -17,6 +17,8 @@ namespace mega::cli {
 
 namespace {
 
+constexpr int64_t kMaxNewTokens = int64_t{1} << 20;
+
 struct Sampling {
   bool greedy = false;
   double temperature = 1.0;
@@ -59,7 +61,7 @@ int64_t sample(const float* logits, int64_t vocab, const Sampling& s, const Rng&
 int generate(const Args& args) {
   std::string model_dir, prompt;
   int64_t max_new_tokens = 20;
-  uint64_t seed = 0;
+  int64_t seed = 0;  // signed, so that a negative seed is refused rather than wrapped to 2^64 - n
   bool ignore_eos = false;
   Sampling sampling;
   po::options_description description("mega generate options");
@@ -80,7 +82,15 @@ int generate(const Args& args) {
     return 0;
   }
   po::notify(vm);
-  MEGA_CHECK(sampling.top_p > 0 && sampling.top_p <= 1, "--top-p must be in (0, 1]");
+  // Comparisons written so that NaN fails them.
+  // Each new token costs a cached step over every kept key: far past a million is a typo, not a run.
+  MEGA_CHECK(max_new_tokens >= 0 && max_new_tokens <= kMaxNewTokens, "--max-new-tokens must be in 0..", kMaxNewTokens,
+             ", got ", max_new_tokens);
+  MEGA_CHECK(seed >= 0, "--seed must be 0 or more, got ", seed);
+  MEGA_CHECK(sampling.temperature >= 0 && std::isfinite(sampling.temperature),
+             "--temperature must be a finite number >= 0 (0: greedy), got ", sampling.temperature);
+  MEGA_CHECK(sampling.top_k >= 0, "--top-k must be 0 (all tokens) or more, got ", sampling.top_k);
+  MEGA_CHECK(sampling.top_p > 0 && sampling.top_p <= 1, "--top-p must be in (0, 1], got ", sampling.top_p);
 
   std::vector<int64_t> ids;
   std::istringstream in(prompt);
@@ -94,7 +104,7 @@ int generate(const Args& args) {
   for (int64_t id : ids) MEGA_CHECK(id >= 0 && id < vocab, "[generate] token id ", id, " outside the vocabulary");
   lm->eval();
 
-  Rng rng(seed);
+  Rng rng(static_cast<uint64_t>(seed));
   uint64_t stream = rng.next_stream();
   MegaCache cache;
   MegaInputs step;

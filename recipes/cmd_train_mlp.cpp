@@ -18,7 +18,7 @@ namespace mega::cli {
 int train_mlp(const Args& args) {
   int steps = 2000, hidden = 64, points = 512;
   double lr = 0.05;
-  uint64_t seed = 0;
+  int64_t seed = 0;  // signed, so that a negative seed is refused rather than wrapped
   po::options_description options("mega train-mlp options");
   options.add_options()("help,h", "show this help")("steps", po::value(&steps)->default_value(steps),
                                                     "SGD steps")(
@@ -32,8 +32,13 @@ int train_mlp(const Args& args) {
     std::cout << options;
     return 0;
   }
+  // A smoke run on 512 points: widths past a few thousand only allocate (hidden^2 weights).
+  MEGA_CHECK(seed >= 0, "--seed must be 0 or more, got ", seed);
+  MEGA_CHECK(steps >= 1, "--steps must be 1 or more, got ", steps);
+  MEGA_CHECK(hidden >= 1 && hidden <= 4096, "--hidden must be in 1..4096, got ", hidden);
+  MEGA_CHECK(lr > 0 && std::isfinite(lr), "--lr must be a finite number > 0, got ", lr);
 
-  Rng rng(seed);
+  Rng rng(static_cast<uint64_t>(seed));
   Tensor x = Tensor::empty({points, 2}), y = Tensor::empty({points, 1});
   uint64_t data_stream = rng.next_stream();
   for (int i = 0; i < points; ++i) {

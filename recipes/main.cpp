@@ -59,7 +59,12 @@ int main(int argc, char** argv) {
     po::variables_map vm;
     po::store(po::command_line_parser(first, argv).options(global).run(), vm);
     po::notify(vm);
-    if (vm.count("threads")) mega::set_num_threads(vm["threads"].as<int>());
+    if (vm.count("threads")) {
+      const int threads = vm["threads"].as<int>();
+      MEGA_CHECK(threads >= 1 && threads <= mega::kMaxThreads, "--threads must be in 1..", mega::kMaxThreads,
+                 ", got ", threads);
+      mega::set_num_threads(threads);
+    }
     if (vm.count("help") || first >= argc) {
       print_usage(global);
       return first >= argc && !vm.count("help") ? 1 : 0;

@@ -17,6 +17,7 @@
 #include "nn/config_fields.h"
 #include "nn/lra_classifier.h"
 #include "ops/activation.h"
+#include "core/threading.h"
 
 namespace mega {
 
@@ -169,7 +170,7 @@ std::vector<KeySpec> build_schema() {
       key_int("train.save_interval", 1000, 1, big, "updates between checkpoints"),
       key_int("train.log_interval", 100, 1, big, "updates between log lines"),
       key_int("train.seed", 0, 0, 9.2e18, ""),
-      key_int("train.threads", 0, 0, 4096, "0: $MEGA_NUM_THREADS or every core"),
+      key_int("train.threads", 0, 0, kMaxThreads, "0: $MEGA_NUM_THREADS or every core"),
       key_float("train.grad_clip", 0.0, 0, kInf, false, "global-norm limit; 0: none"),
       key_int("train.accumulate", 1, 1, 1e6, "micro-batches per update"),
       key_string("output_dir", "runs/default", {}, "checkpoints and logs"),
@@ -385,6 +386,9 @@ std::string source_line(const std::string& path, int index) {
   return "";
 }
 
+// A recipe is a few hundred lines: anything past this is not one (a data file named by mistake).
+constexpr uintmax_t kMaxRecipeBytes = uintmax_t{1} << 20;
+
 // Loads one file and its bases: the bases' entries overlaid by this file's.
 Entries load_file(const std::string& path, std::vector<std::string>& chain, const Origin& included_from,
                   Problems& problems) {
@@ -395,10 +399,21 @@ Entries load_file(const std::string& path, std::vector<std::string>& chain, cons
     for (const std::string& f : chain) cycle += f + " -> ";
     recipe_error(included_from, "base", "inheritance cycle: ", cycle, canonical);
   }
-  if (!fs::exists(path)) {
-    if (included_from.file.empty()) fail("recipe '", path, "' does not exist");
-    recipe_error(included_from, "base", "recipe '", path, "' does not exist");
-  }
+  // Only a regular file of bounded size is read: yaml-cpp would read /dev/zero forever, fail on a
+  // folder with a bare "basic_filebuf::underflow", and load a huge file whole into memory.
+  auto refuse = [&](const auto&... parts) {
+    if (included_from.file.empty()) fail("recipe '", path, "' ", parts...);
+    recipe_error(included_from, "base", "recipe '", path, "' ", parts...);
+  };
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) refuse("does not exist");
+  if (fs::is_directory(status)) refuse("is a folder, not a recipe file");
+  if (!fs::is_regular_file(status)) refuse("is not a regular file (a device, pipe or socket)");
+  const uintmax_t size = fs::file_size(path, error);
+  if (error) refuse("cannot be read: ", error.message());
+  if (size > kMaxRecipeBytes)
+    refuse("is ", size, " bytes; a recipe may be at most ", kMaxRecipeBytes, " bytes (1 MiB)");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -439,6 +454,17 @@ void set_override(const Origin& origin, const std::string& path, const std::stri
     recipe_error(origin, path, "malformed value '", value_text, "': ", e.msg);
   }
   entries[path] = RecipeEntry{parse_value(value, *spec, origin), origin};
+}
+
+// output_dir is where checkpoints go: an empty path or an existing non-folder would only fail (with a
+// bare filesystem message) at the first save, after training time was spent.
+void check_output_dir(const Recipe& r) {
+  namespace fs = std::filesystem;
+  const Origin& origin = r.entry("output_dir").origin;
+  if (r.output_dir.empty()) recipe_error(origin, "output_dir", "must name a folder, got an empty path");
+  std::error_code error;
+  if (fs::exists(r.output_dir, error) && !fs::is_directory(r.output_dir, error))
+    recipe_error(origin, "output_dir", "'", r.output_dir, "' exists and is not a folder");
 }
 
 void apply_override(const std::string& text, int64_t index, Entries& entries, Problems& problems) {
@@ -496,6 +522,11 @@ void check_cross_keys(const Recipe& r, Problems& problems) {
           r.schedule.total_steps <= r.schedule.warmup_steps),
         "schedule.warmup_steps", r.schedule.warmup_steps, " warmup steps leave no room for the ", schedule,
         " decay, which ends at step ", r.schedule.total_steps);
+  try {
+    check_output_dir(r);
+  } catch (const Error& e) {
+    problems.add("output_dir", e.what());
+  }
   // The task's own constraints, on its own keys.
   const Task& task = task_named(r.data.task);
   if (task.check)

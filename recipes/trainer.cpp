@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/safetensors.h"
 #include "core/threading.h"
 #include "data/task.h"
@@ -431,14 +432,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
 EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& dir) {
   const fs::path config_path = fs::path(dir) / "config.json", model_path = fs::path(dir) / "model.safetensors";
   MEGA_CHECK(fs::is_directory(dir), "checkpoint '", dir, "' is not a folder");
-  std::ifstream in(config_path);
-  MEGA_CHECK(in.good(), "checkpoint file '", config_path.string(), "' is missing or unreadable");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("checkpoint file '", config_path.string(), "' is not valid JSON: ", e.what());
-  }
+  const nlohmann::json config = read_json_file(config_path.string());  // names the file; refuses a folder or device
   const TaskDescription task = describe_task(recipe);
   std::unique_ptr<TaskModel> model;
   try {
