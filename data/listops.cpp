@@ -113,6 +113,23 @@ void write_listops_dataset(const std::string& dir, const ListOpsGeneratorOptions
   write_listops_tsv(dir + "/basic_test.tsv", slice(train + val, train + val + test));
 }
 
+GeneratedDataset listops_generated_dataset(const ListOpsGeneratorOptions& options, int64_t train, int64_t val,
+                                           int64_t test, uint64_t seed) {
+  GeneratedDataset dataset;
+  dataset.generator = "listops";
+  dataset.settings = {{"seed", seed},
+                      {"train_examples", train},
+                      {"val_examples", val},
+                      {"test_examples", test},
+                      {"min_length", options.min_length},
+                      {"max_length", options.max_length},
+                      {"max_depth", options.max_depth},
+                      {"max_args", options.max_args}};
+  dataset.files = {"basic_train.tsv", "basic_val.tsv", "basic_test.tsv"};
+  dataset.write = [=](const std::string& folder) { write_listops_dataset(folder, options, train, val, test, seed); };
+  return dataset;
+}
+
 int64_t listops_token_id(std::string_view token) {
   if (token.size() == 1 && token[0] >= '0' && token[0] <= '9') return 2 + (token[0] - '0');
   if (token == "[MAX") return 12;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "data/batching.h"
+#include "data/generated_dataset.h"
 
 namespace mega {
 
@@ -45,6 +46,10 @@ std::vector<ListOpsRow> generate_listops(const ListOpsGeneratorOptions& options,
 void write_listops_dataset(const std::string& dir, const ListOpsGeneratorOptions& options, int64_t train,
                            int64_t val, int64_t test, uint64_t seed);
 void write_listops_tsv(const std::string& path, const std::vector<ListOpsRow>& rows);
+// write_listops_dataset as a generated dataset (data/generated_dataset.h), its marker recording these
+// settings under the recipe's data.generator names.
+GeneratedDataset listops_generated_dataset(const ListOpsGeneratorOptions& options, int64_t train, int64_t val,
+                                           int64_t test, uint64_t seed);
 
 // ---- Vocabulary and loading ----
 
