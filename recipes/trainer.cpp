@@ -246,10 +246,10 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   // is skipped for the newest valid one, with a warning.
   std::optional<ResumePoint> resumed;
   if (options.resume) {
-    check_resume_recipe(recipe, run_dir.string());
     std::vector<std::string> skipped;
     resumed = newest_valid_checkpoint(checkpoints, skipped);
     for (const std::string& warning : skipped) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+    if (resumed) check_resume_recipe(recipe, run_dir.string());
   } else {
     MEGA_CHECK(checkpoints.list().empty(), "output_dir '", run_dir.string(),
                "' already holds checkpoints: pass --resume to continue that run, or set another output_dir");

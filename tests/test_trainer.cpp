@@ -351,7 +351,7 @@ TEST_F(Trainer, TornLastMetricsLineIsCutOnResumeWithAWarning) {
   }
   Result resumed = train("torn", "--resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("metrics.jsonl:13: cut away a torn last line"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("metrics.jsonl:14: cut away a torn last line"), std::string::npos) << resumed.output;
   EXPECT_EQ(read_log("torn").losses, reference_->losses);
 }
 
