@@ -256,6 +256,23 @@ TEST_F(Trainer, TrainerStateOutOfRangeIsRefusedNamingTheFile) {
   EXPECT_EQ(before, snapshot(root() / "bad_state"));
 }
 
+TEST_F(Trainer, TrainerStateThatDoesNotFitTheRunIsRefused) {
+  Result killed = train("misfit_state", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  const fs::path state_file = root() / "misfit_state" / "checkpoints" / "step-00000010" / "trainer_state.json";
+  nlohmann::json state = read_json(state_file);
+  state["batch"] = 5;  // in range, but 10 updates of 2 batches of a 20-batch epoch end at epoch 1, batch 0
+  write_json(state_file, state);
+  Result resumed = train("misfit_state", "--resume");
+  EXPECT_EQ(resumed.exit_code, 1) << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000010/trainer_state.json': data position epoch 1 batch 5 does not follow"),
+            std::string::npos)
+      << resumed.output;
+  Result shortened = train("misfit_state", "--resume train.max_steps=9");
+  EXPECT_EQ(shortened.exit_code, 1) << shortened.output;
+  EXPECT_NE(shortened.output.find("past the recipe's 9 updates"), std::string::npos) << shortened.output;
+}
+
 TEST_F(Trainer, NonFiniteWeightsAndNegativeSecondMomentsAreRefused) {
   Result killed = train("nan_weights", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
   ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
@@ -397,9 +414,9 @@ TEST_F(Trainer, SecondRunOnTheSameFolderIsRefusedWithTheHoldersPid) {
 
 TEST_F(Trainer, DivergedRunStopsAndNeverPicksANonFiniteBest) {
   Result run = train("diverged", "optim.name=sgd optim.lr=100 train.grad_clip=0 optim.weight_decay=0 "
-                                 "train.max_steps=60 train.eval_interval=4 train.max_nonfinite_steps=8");
+                                 "train.max_steps=60 train.eval_interval=12 train.max_nonfinite_steps=20");
   EXPECT_EQ(run.exit_code, 1) << run.output;
-  EXPECT_NE(run.output.find("training diverged: 8 updates in a row"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("training diverged: 20 updates in a row"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("skipped "), std::string::npos) << run.output;  // the progress line counts them
   std::map<int64_t, bool> finite_val;  // step -> the val loss was finite
   int64_t skipped = 0;
