@@ -114,6 +114,23 @@ void write_listops_dataset(const std::string& dir, const ListOpsGeneratorOptions
   write_listops_tsv(dir + "/basic_test.tsv", slice(train + val, train + val + test));
 }
 
+GeneratedDataset listops_generated_dataset(const ListOpsGeneratorOptions& options, int64_t train, int64_t val,
+                                           int64_t test, uint64_t seed) {
+  GeneratedDataset dataset;
+  dataset.generator = "listops";
+  dataset.settings = {{"seed", seed},
+                      {"train_examples", train},
+                      {"val_examples", val},
+                      {"test_examples", test},
+                      {"min_length", options.min_length},
+                      {"max_length", options.max_length},
+                      {"max_depth", options.max_depth},
+                      {"max_args", options.max_args}};
+  dataset.files = {"basic_train.tsv", "basic_val.tsv", "basic_test.tsv"};
+  dataset.write = [=](const std::string& folder) { write_listops_dataset(folder, options, train, val, test, seed); };
+  return dataset;
+}
+
 int64_t listops_token_id(std::string_view token) {
   if (token.size() == 1 && token[0] >= '0' && token[0] <= '9') return 2 + (token[0] - '0');
   if (token == "[MAX") return 12;
@@ -235,13 +252,16 @@ TaskDescription describe_listops(const TaskSettings&) {
 }
 
 TaskSplits load_listops(const DataSource& source) {
-  if (!listops_dataset_exists(source.dir)) {
-    MEGA_CHECK(source.generate, "data.dir '", source.dir,
-               "' lacks basic_{train,val,test}.tsv; put LRA's ListOps release there or set data.generate=true");
-    std::printf("generating ListOps into %s ...\n", source.dir.c_str());
-    std::fflush(stdout);
-    write_listops_dataset(source.dir, source.settings);
+  if (source.generate) {
+    const GeneratedDataset generated = listops_generated_dataset(source.settings);
+    if (!generated_dataset_ready(source.dir, generated)) {
+      std::printf("generating ListOps into %s ...\n", source.dir.c_str());
+      std::fflush(stdout);
+      generate_dataset(source.dir, generated);
+    }
   }
+  MEGA_CHECK(listops_dataset_exists(source.dir), "data.dir '", source.dir,
+             "' lacks basic_{train,val,test}.tsv; put LRA's ListOps release there or set data.generate=true");
   ListOpsSplits splits = load_listops_splits(source.dir, source.max_length);
   return TaskSplits{std::move(splits.train.examples), std::move(splits.val.examples), std::move(splits.test.examples)};
 }
@@ -271,9 +291,9 @@ Task listops_task() {
   };
 }
 
-void write_listops_dataset(const std::string& dir, const TaskSettings& s) {
-  write_listops_dataset(dir, generator_options(s), s.get_int("train_examples"), s.get_int("val_examples"),
-                        s.get_int("test_examples"), static_cast<uint64_t>(s.get_int("seed")));
+GeneratedDataset listops_generated_dataset(const TaskSettings& s) {
+  return listops_generated_dataset(generator_options(s), s.get_int("train_examples"), s.get_int("val_examples"),
+                                   s.get_int("test_examples"), static_cast<uint64_t>(s.get_int("seed")));
 }
 
 }  // namespace mega

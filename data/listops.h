@@ -17,6 +17,7 @@
 
 #include "data/batching.h"
 #include "data/task.h"
+#include "data/generated_dataset.h"
 
 namespace mega {
 
@@ -46,6 +47,10 @@ std::vector<ListOpsRow> generate_listops(const ListOpsGeneratorOptions& options,
 void write_listops_dataset(const std::string& dir, const ListOpsGeneratorOptions& options, int64_t train,
                            int64_t val, int64_t test, uint64_t seed);
 void write_listops_tsv(const std::string& path, const std::vector<ListOpsRow>& rows);
+// write_listops_dataset as a generated dataset (data/generated_dataset.h), its marker recording these
+// settings under the recipe's data.generator names.
+GeneratedDataset listops_generated_dataset(const ListOpsGeneratorOptions& options, int64_t train, int64_t val,
+                                           int64_t test, uint64_t seed);
 
 // ---- Vocabulary and loading ----
 
@@ -87,7 +92,8 @@ bool listops_dataset_exists(const std::string& dir);
 // min_length, max_length, max_depth, max_args} drive the generator when data.generate is set and data.dir
 // lacks the three files; the loaded splits are cut to data.max_length.
 Task listops_task();
-// The generator run with the row's options (what load does when data.dir lacks the files).
-void write_listops_dataset(const std::string& dir, const TaskSettings& settings);
+// The generator run with the row's options, as a generated dataset (what load writes when data.generate
+// is set and data.dir lacks the files).
+GeneratedDataset listops_generated_dataset(const TaskSettings& settings);
 
 }  // namespace mega

@@ -174,16 +174,19 @@ class InputCheck {
       check_ids("labels", tokens_[1], "C, the number of choices", true);
     } else if (is<MegaForSequenceClassification>()) {
       // The problem type as the head decides it (mega_model.cpp): the config's, else by label count and dtype.
-      std::string problem = config_.problem_type.value_or(
-          labels == 1 ? "regression" : is_integer(t.dtype()) ? "single_label_classification" : "multi_label_classification");
-      if (problem == "single_label_classification") {
+      const ProblemType kind = config_.problem_type.value_or(
+          labels == 1 ? ProblemType::Regression
+                      : is_integer(t.dtype()) ? ProblemType::SingleLabelClassification
+                                              : ProblemType::MultiLabelClassification);
+      const std::string problem(enum_name(problem_type_names(), kind));
+      if (kind == ProblemType::SingleLabelClassification) {
         check_integer("labels", {B}, "(B) class indices");
         check_ids("labels", labels, "num_labels", true);
         return;
       }
       if (!is_integer(t.dtype()) && !is_floating(t.dtype()))
         bad("labels", "must be numeric for ", problem, ", got ", dtype_name(t.dtype()));
-      const bool flat = problem == "regression" && labels == 1;
+      const bool flat = kind == ProblemType::Regression && labels == 1;
       Shape expected = flat ? Shape{B} : Shape{B, labels};
       if (t.shape() != expected && !(flat && t.shape() == Shape{B, 1}))
         bad("labels", "expected ", shape_str(expected), " for ", problem, " with num_labels = ", labels, ", got ",

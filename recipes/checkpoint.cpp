@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +54,19 @@ nlohmann::json read_json(const fs::path& path) {
   }
 }
 
+// "NaN or infinite values" / "negative values" when a floating tensor holds them, else nullptr.
+const char* bad_values(const Tensor& tensor, bool must_be_non_negative) {
+  const DType dtype = tensor.dtype();
+  if (dtype != DType::F32 && dtype != DType::F64 && dtype != DType::F16 && dtype != DType::BF16) return nullptr;
+  const Tensor values = tensor.to(DType::F64);
+  const double* v = values.data<double>();
+  for (int64_t i = 0; i < values.numel(); ++i) {
+    if (!std::isfinite(v[i])) return "NaN or infinite values";
+    if (must_be_non_negative && v[i] < 0) return "negative values (a second moment is a mean of squares)";
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 CheckpointDir::CheckpointDir(const std::string& run_dir) : root_((fs::path(run_dir) / "checkpoints").string()) {}
@@ -79,10 +93,17 @@ std::string CheckpointDir::save(int64_t step, const Checkpoint& checkpoint, int6
   if (const char* kill_step = std::getenv("MEGA_FAULT_KILL_IN_SAVE"); kill_step && *kill_step &&
       std::stoll(kill_step) == step)
     std::raise(SIGKILL);
-  // A checkpoint of the same step (a rerun after resuming) is replaced whole.
-  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  // A checkpoint of the same step (a rerun after resuming) is replaced whole: the old one is renamed
+  // aside before the new one takes its name, and removed only then, so at no moment is neither on disk.
+  std::string old_name(".");
+  old_name.append(step_name(step)).append(".old");
+  const fs::path old_dir = fs::path(root_) / old_name;
+  fs::remove_all(old_dir);
+  const bool replacing = fs::exists(final_dir);
+  if (replacing) fs::rename(final_dir, old_dir);
   fs::rename(tmp_dir, final_dir);
   fsync_path(root_);
+  if (replacing) fs::remove_all(old_dir);
 
   std::vector<std::string> all = list();
   int64_t excess = static_cast<int64_t>(all.size()) - std::max<int64_t>(keep_last, 1);
@@ -125,6 +146,16 @@ Checkpoint CheckpointDir::load(const std::string& dir) {
     fs::path path = fs::path(dir) / file;
     MEGA_CHECK(fs::exists(path), "checkpoint '", dir, "' has no ", file);
     for (auto& [name, tensor] : load_safetensors(path.string()).tensors) (*target)[name] = tensor.clone();
+  }
+  // A NaN or infinite weight (a diverged run saved) would resume into a run that only skips updates;
+  // a negative second moment would put a NaN into the first Adam step.
+  for (auto [file, tensors] : {std::pair{"model.safetensors", &checkpoint.model},
+                               std::pair{"optimizer.safetensors", &checkpoint.optimizer}}) {
+    for (const auto& [name, tensor] : *tensors) {
+      const bool second_moment = name.size() > 11 && name.compare(name.size() - 11, 11, ".exp_avg_sq") == 0;
+      if (const char* problem = bad_values(tensor, second_moment))
+        fail("checkpoint '", dir, "': tensor '", name, "' holds ", problem, " (in ", dir, "/", file, ")");
+    }
   }
   return checkpoint;
 }

@@ -2,7 +2,9 @@
 // (config.json + model.safetensors, so `from_pretrained(dir)` opens it), optimizer.safetensors and
 // trainer_state.json (step, RNG and data position, best metric). A checkpoint is written into a hidden
 // temporary folder and renamed into place, so a kill while saving never leaves a half checkpoint
-// under a real name; on resume the newest complete one is validated and a bad one is refused.
+// under a real name; a checkpoint of a step saved again replaces the old one, which is renamed aside
+// first and removed last. Loading validates the files, and refuses NaN or infinite weights and
+// negative second moments (run_folder.h picks the newest checkpoint that loads).
 #pragma once
 #include <map>
 #include <optional>
@@ -34,7 +36,8 @@ class CheckpointDir {
   std::vector<std::string> list() const;
   std::optional<std::string> newest() const;
 
-  // Reads and validates one checkpoint folder; errors name the folder and the file.
+  // Reads and validates one checkpoint folder (files, finite tensors, exp_avg_sq >= 0); errors name the
+  // folder and the file.
   static Checkpoint load(const std::string& dir);
 
  private:

@@ -16,16 +16,23 @@ namespace mega::cli {
 int listops_data(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: mega listops-data RECIPE.yaml [key.sub=value ...]\n"
-                 "Generates data.dir/basic_{train,val,test}.tsv from data.listops.*.\n";
+                 "Generates data.dir/basic_{train,val,test}.tsv from data.listops.* (a folder already generated\n"
+                 "with the same settings is kept; one with other settings or foreign files is refused).\n";
     return args.empty() ? 2 : 0;
   }
   Recipe recipe = load_recipe(args[0], Args(args.begin() + 1, args.end()));
   const DataRecipe& d = recipe.data;
   MEGA_CHECK(d.task == "listops", "listops-data: the recipe's data.task is '", d.task, "'");
-  auto start = std::chrono::steady_clock::now();
-  write_listops_dataset(d.source.dir, d.source.settings);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("wrote %s/basic_{train,val,test}.tsv in %.1f s\n", d.source.dir.c_str(), seconds);
+  const GeneratedDataset generated =
+      listops_generated_dataset(d.source.settings);
+  if (generated_dataset_ready(d.source.dir, generated)) {
+    std::printf("%s already holds this generation (%s); nothing written\n", d.source.dir.c_str(), kGeneratedMarker);
+  } else {
+    auto start = std::chrono::steady_clock::now();
+    generate_dataset(d.source.dir, generated);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("wrote %s/basic_{train,val,test}.tsv in %.1f s\n", d.source.dir.c_str(), seconds);
+  }
   ListOpsSplits splits = load_listops_splits(d.source.dir, d.source.max_length);
   const std::pair<const char*, const ListOpsFile&> files[] = {
       {"train", splits.train}, {"val", splits.val}, {"test", splits.test}};

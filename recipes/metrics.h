@@ -3,8 +3,9 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
-#include <fstream>
+#include <set>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -12,21 +13,35 @@ namespace mega {
 
 class MetricsLog {
  public:
-  // Opens run_dir/metrics.jsonl. When resuming from `resume_step`, rows past that step (written after
-  // the checkpoint by the interrupted run) are dropped first, so the file reads as one clean run.
+  // Opens run_dir/metrics.jsonl for appending. When resuming from `resume_step`, rows past that step
+  // (written after the checkpoint by the interrupted run) are dropped first, so the file reads as one
+  // clean run; a torn last line (a kill or a full disk while writing: no newline or not JSON) is cut
+  // away with a warning on stderr; a bad row before the last is an error naming the file and line.
+  // Nothing is written when the constructor fails.
   MetricsLog(const std::string& path, int64_t resume_step = -1);
-  void write(const nlohmann::json& row);  // appends one line and flushes
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  // Appends one line with a single write. A failed or short write (a full disk) is undone (the file is
+  // cut back to its last whole line) and retried a few times; then it is an error naming the file.
+  void write(const nlohmann::json& row);
+  // True when the log already holds an evaluation row of `split` at `step` (a finished run resumed).
+  bool has_eval(int64_t step, const std::string& split) const;
 
  private:
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
+  int64_t rows_written_ = 0;  // by this process, for the fault injection
+  std::set<std::pair<int64_t, std::string>> evals_;
 };
 
 class Progress {
  public:
   Progress(int64_t total_steps, int64_t start_step, bool terminal);
-  // Redraws the bar (terminal) or prints a line (otherwise) for `step`.
-  void update(int64_t step, double loss, double lr, double tokens_per_second);
+  // Redraws the bar (terminal) or prints a line (otherwise) for `step`; `skipped` (updates skipped for a
+  // non-finite loss or gradient so far) is shown when not 0.
+  void update(int64_t step, double loss, double lr, double tokens_per_second, int64_t skipped = 0);
   void message(const std::string& text);  // a line of its own, above the bar
   void finish();
 

@@ -173,6 +173,8 @@ std::vector<KeySpec> build_schema() {
       key_int("train.threads", 0, 0, kMaxThreads, "0: $MEGA_NUM_THREADS or every core"),
       key_float("train.grad_clip", 0.0, 0, kInf, false, "global-norm limit; 0: none"),
       key_int("train.accumulate", 1, 1, 1e6, "micro-batches per update"),
+      key_int("train.max_nonfinite_steps", 100, 1, big,
+              "consecutive updates skipped for a non-finite loss or gradient before the run stops as diverged"),
       key_string("output_dir", "runs/default", {}, "checkpoints and logs"),
   };
   // The tasks' own keys go at the end of the data section.
@@ -582,6 +584,7 @@ void build_sections(Recipe& r) {
   t.threads = r.get_int("train.threads");
   t.grad_clip = r.get_float("train.grad_clip");
   t.accumulate = r.get_int("train.accumulate");
+  t.max_nonfinite_steps = r.get_int("train.max_nonfinite_steps");
 
   Schedule& s = r.schedule;
   s.kind = schedule_kind_from_name(r.get_string("schedule.name"));

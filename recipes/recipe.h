@@ -89,6 +89,7 @@ struct TrainRecipe {
   int64_t threads = 0;     // 0: the default thread count
   double grad_clip = 0;    // global-norm limit; 0: no clipping
   int64_t accumulate = 1;  // micro-batches per update
+  int64_t max_nonfinite_steps = 100;  // consecutive skipped (non-finite) updates before the run stops
 };
 
 struct Recipe {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 
 #include "core/error.h"
@@ -22,6 +23,7 @@
 #include "ops/loss.h"
 #include "recipes/checkpoint.h"
 #include "recipes/metrics.h"
+#include "recipes/run_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -215,47 +217,6 @@ nlohmann::json eval_row(int64_t step, const std::string& split, const EvalResult
 
 // ---- save ----
 
-// Everything besides the model and optimizer that the next update depends on.
-struct TrainerState {
-  int64_t step = 0;
-  DataPosition data;
-  uint64_t rng_stream = 0;
-  double best_val_accuracy = -1;
-  int64_t best_step = -1;
-  double loss_since_log = 0;  // sum of the losses of the steps since the last log row
-  int64_t steps_since_log = 0;
-  int64_t skipped_steps = 0;  // non-finite gradients
-
-  nlohmann::json to_json() const {
-    return {{"step", step},
-            {"epoch", data.epoch},
-            {"batch", data.batch},
-            {"rng_stream", rng_stream},
-            {"best_val_accuracy", best_val_accuracy},
-            {"best_step", best_step},
-            {"loss_since_log", loss_since_log},
-            {"steps_since_log", steps_since_log},
-            {"skipped_steps", skipped_steps}};
-  }
-  static TrainerState from_json(const nlohmann::json& j, const std::string& dir) {
-    TrainerState s;
-    try {
-      s.step = j.at("step").get<int64_t>();
-      s.data.epoch = j.at("epoch").get<int64_t>();
-      s.data.batch = j.at("batch").get<int64_t>();
-      s.rng_stream = j.at("rng_stream").get<uint64_t>();
-      s.best_val_accuracy = j.at("best_val_accuracy").get<double>();
-      s.best_step = j.at("best_step").get<int64_t>();
-      s.loss_since_log = j.at("loss_since_log").get<double>();
-      s.steps_since_log = j.at("steps_since_log").get<int64_t>();
-      s.skipped_steps = j.at("skipped_steps").get<int64_t>();
-    } catch (const nlohmann::json::exception& e) {
-      fail("checkpoint '", dir, "': bad trainer_state.json: ", e.what());
-    }
-    return s;
-  }
-};
-
 void save(CheckpointDir& checkpoints, const TaskModel& model, const Optimizer& optimizer,
           const TrainerState& state) {
   Checkpoint checkpoint;
@@ -269,19 +230,39 @@ void save(CheckpointDir& checkpoints, const TaskModel& model, const Optimizer& o
 
 // ---- resume ----
 
-// Restores model, optimizer and trainer state from a loaded checkpoint; errors name the folder.
-TrainerState restore(const Checkpoint& checkpoint, const std::string& dir, TaskModel& model, Optimizer& optimizer) {
+// Restores model and optimizer from a validated checkpoint and checks that its trainer state fits the
+// run the recipe describes; errors name the folder and the file.
+TrainerState restore(const ResumePoint& point, TaskModel& model, Optimizer& optimizer,
+                     const BatchStream& stream, const Recipe& recipe, int64_t total) {
+  const std::string& dir = point.dir;
   try {
-    model.module().load_state_dict(checkpoint.model);
+    model.module().load_state_dict(point.checkpoint.model);
   } catch (const Error& e) {
     fail("checkpoint '", dir, "' does not fit the recipe's model: ", e.what(), " (in ", dir, "/model.safetensors)");
   }
   try {
-    optimizer.load_state_dict(checkpoint.optimizer);
+    optimizer.load_state_dict(point.checkpoint.optimizer);
   } catch (const Error& e) {
     fail("checkpoint '", dir, "': ", e.what(), " (in ", dir, "/optimizer.safetensors)");
   }
-  return TrainerState::from_json(checkpoint.trainer_state, dir);
+  point.state.check_fits((fs::path(dir) / "trainer_state.json").string(), stream.batches_per_epoch(),
+                         recipe.train.accumulate, total);
+  return point.state;
+}
+
+// Counts an update skipped for a non-finite loss or gradient; a run that only skips has diverged, and
+// saving or evaluating it further would only produce checkpoints of a broken model: it stops.
+void count_nonfinite_update(TrainerState& state, bool finite, int64_t limit) {
+  if (finite) {
+    state.nonfinite_streak = 0;
+    return;
+  }
+  state.skipped_steps += 1;
+  state.nonfinite_streak += 1;
+  MEGA_CHECK(state.nonfinite_streak < limit, "training diverged: ", state.nonfinite_streak,
+             " updates in a row (to step ", state.step, ") had a non-finite loss or gradient and were skipped (",
+             state.skipped_steps, " in all); lower optim.lr or set train.grad_clip, then resume from the last "
+             "checkpoint (train.max_nonfinite_steps=", limit, " sets this limit)");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -295,17 +276,18 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   const fs::path run_dir = recipe.output_dir;
   const TrainRecipe& t = recipe.train;
+  const RunFolderLock lock(run_dir.string());  // one run at a time writes the folder
   CheckpointDir checkpoints(run_dir.string());
 
-  // Resume reads (and validates) the checkpoint before anything is written: a corrupt one is refused
-  // with the run directory untouched.
-  std::optional<Checkpoint> resumed;
-  std::string resumed_dir;
+  // Resume reads and validates everything (recipe, checkpoint, metrics log) before anything is
+  // written: a resume that cannot work leaves the run directory untouched. A broken newest checkpoint
+  // is skipped for the newest valid one, with a warning.
+  std::optional<ResumePoint> resumed;
   if (options.resume) {
-    if (auto newest = checkpoints.newest()) {
-      resumed_dir = *newest;
-      resumed = CheckpointDir::load(resumed_dir);
-    }
+    std::vector<std::string> skipped;
+    resumed = newest_valid_checkpoint(checkpoints, skipped);
+    for (const std::string& warning : skipped) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+    if (resumed) check_resume_recipe(recipe, run_dir.string());
   } else {
     MEGA_CHECK(checkpoints.list().empty(), "output_dir '", run_dir.string(),
                "' already holds checkpoints: pass --resume to continue that run, or set another output_dir");
@@ -334,17 +316,16 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
 
   TrainerState state;
   if (resumed) {
-    state = restore(*resumed, resumed_dir, *model, optimizer);
+    state = restore(*resumed, *model, optimizer, stream, recipe, total);
     stream.set_position(state.data);
     rng.set_stream_position(state.rng_stream);
   }
-  fs::create_directories(run_dir);
-  write_text_atomically(run_dir / "recipe.yaml", recipe_to_yaml(recipe));
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   if (!resumed) fs::remove(metrics_path);  // a fresh run starts a fresh log
-  MetricsLog metrics(metrics_path.string(), resumed ? state.step : -1);
+  MetricsLog metrics(metrics_path.string(), resumed ? state.step : -1);  // the last check before writing
+  write_text_atomically(run_dir / "recipe.yaml", recipe_to_yaml(recipe));
   Progress progress(total, state.step, options.terminal);
-  if (resumed) progress.message("resumed from " + resumed_dir + " at step " + std::to_string(state.step));
+  if (resumed) progress.message("resumed from " + resumed->dir + " at step " + std::to_string(state.step));
   else
     progress.message("training " + std::to_string(total) + " updates, " + std::to_string(data.train.size()) +
                      " examples, run directory " + run_dir.string());
@@ -370,20 +351,27 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
     const double loss = loss_sum / static_cast<double>(t.accumulate);
     const double lr = learning_rate(schedule, state.step);  // the rate of update step + 1 (schedule.h)
     const double norm = t.grad_clip > 0 ? clip_grad_norm(params, t.grad_clip) : grad_norm(params);
-    if (std::isfinite(norm) && std::isfinite(loss)) optimizer.step(lr);
-    else state.skipped_steps += 1;  // a non-finite gradient would poison every weight: skip the update
+    // A non-finite gradient would poison every weight: the update is skipped.
+    const bool finite = std::isfinite(norm) && std::isfinite(loss);
+    if (finite) optimizer.step(lr);
     optimizer.zero_grad();
     state.step += 1;
     state.data = stream.position();
     state.rng_stream = rng.stream_position();
     if (kill_after && state.step == *kill_after) std::raise(SIGKILL);
+    count_nonfinite_update(state, finite, t.max_nonfinite_steps);
 
-    state.loss_since_log += loss;
-    state.steps_since_log += 1;
+    if (std::isfinite(loss)) {
+      state.loss_since_log += loss;
+      state.steps_since_log += 1;
+    }
     if (state.step % t.log_interval == 0 || state.step == total) {
       const double seconds = seconds_since(log_started);
       const double tokens_per_second = seconds > 0 ? static_cast<double>(tokens_since_log) / seconds : 0;
-      const double mean_loss = state.loss_since_log / static_cast<double>(state.steps_since_log);
+      // The mean of the finite losses (NaN, written as null, when every step of the interval was skipped).
+      const double mean_loss = state.steps_since_log > 0
+                                   ? state.loss_since_log / static_cast<double>(state.steps_since_log)
+                                   : std::numeric_limits<double>::quiet_NaN();
       metrics.write({{"step", state.step},
                      {"epoch", state.data.epoch},
                      {"loss", mean_loss},
@@ -391,7 +379,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
                      {"grad_norm", norm},
                      {"tokens_per_s", tokens_per_second},
                      {"skipped_steps", state.skipped_steps}});
-      progress.update(state.step, mean_loss, lr, tokens_per_second);
+      progress.update(state.step, mean_loss, lr, tokens_per_second, state.skipped_steps);
       state.loss_since_log = 0;
       state.steps_since_log = 0;
       tokens_since_log = 0;
@@ -407,7 +395,8 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
       std::snprintf(line, sizeof line, "step %lld  val loss %.4f  val accuracy %.4f", static_cast<long long>(state.step),
                     val.loss, val.accuracy);
       progress.message(line);
-      if (val.accuracy > state.best_val_accuracy) {
+      // The accuracy of NaN logits is an accident of argmax: such an evaluation is never the best.
+      if (std::isfinite(val.loss) && val.accuracy > state.best_val_accuracy) {
         state.best_val_accuracy = val.accuracy;
         state.best_step = state.step;
         new_best = true;
@@ -425,7 +414,8 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   summary.best_val_accuracy = state.best_val_accuracy;
   summary.val = last_val ? *last_val : evaluate(*model, data.val, recipe, task);
   summary.test = evaluate(*model, data.test, recipe, task);
-  metrics.write(eval_row(state.step, "test", summary.test));
+  // A finished run resumed again already logged its test row.
+  if (!metrics.has_eval(state.step, "test")) metrics.write(eval_row(state.step, "test", summary.test));
   return summary;
 }
 

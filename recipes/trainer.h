@@ -4,13 +4,17 @@
 //             on the recipe alone is built before any data is read (check_setup does the same for
 //             `mega validate`); then the task's splits (generated when data.generate and data.dir lacks
 //             them), batch streams, schedule. The trainer names no task: data.task picks a table row.
-//   train     micro-batches of batch_size, loss / accumulate, backward, clip, skip non-finite, step, zero
+//   train     micro-batches of batch_size, loss / accumulate, backward, clip, skip non-finite, step, zero;
+//             train.max_nonfinite_steps skipped updates in a row stop the run as diverged
 //   evaluate  loss and accuracy on val / test in eval mode without autograd
 //   save      output_dir/checkpoints/step-N: model (HF layout), optimizer state, trainer_state.json
 //             (step, data position, rng stream position, best val accuracy); keeps the last 2 and the best
-//   resume    the newest checkpoint: a run resumed after a kill logs the same losses, bit for bit, as one
-//             never interrupted (same thread count), since every source of change is in the checkpoint.
-// The run directory (output_dir) holds recipe.yaml (the resolved recipe), metrics.jsonl and checkpoints/.
+//   resume    the newest valid checkpoint: a run resumed after a kill logs the same losses, bit for bit, as
+//             one never interrupted (same thread count), since every source of change is in the checkpoint.
+//             The recipe must match the run's recipe.yaml but for resumable_recipe_keys() (run_folder.h);
+//             nothing is written until the resume is known to work.
+// The run directory (output_dir) holds recipe.yaml (the resolved recipe), metrics.jsonl, checkpoints/
+// and .lock (held by the one process that trains into it; run_folder.h).
 #pragma once
 #include <cstdint>
 #include <memory>

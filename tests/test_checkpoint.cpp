@@ -3,6 +3,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <utility>
 
 #include "recipes/checkpoint.h"
 
@@ -69,5 +71,38 @@ TEST(Checkpoint, ADamagedCheckpointIsRefusedNamingTheFile) {
     FAIL() << "a corrupt trainer_state.json was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("trainer_state.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, SavingAStepAgainReplacesItWhole) {
+  fs::path run = fresh_dir("ckpt_replace");
+  CheckpointDir dir(run.string());
+  dir.save(3, sample(3), 3);
+  fs::create_directories(run / "checkpoints" / ".step-00000003.old");  // left by a replace killed half way
+  Checkpoint again = sample(3);
+  again.model["w"] = Tensor::full({2, 2}, 7.0);
+  dir.save(3, again, 3);
+  EXPECT_EQ(CheckpointDir::load(*dir.newest()).model.at("w").at(0), 7.0);
+  EXPECT_EQ(dir.list().size(), 1u);
+  EXPECT_FALSE(fs::exists(run / "checkpoints" / ".step-00000003.old"));
+  EXPECT_FALSE(fs::exists(run / "checkpoints" / ".step-00000003.tmp"));
+}
+
+TEST(Checkpoint, NonFiniteWeightsAndNegativeSecondMomentsAreRefused) {
+  fs::path run = fresh_dir("ckpt_nonfinite");
+  CheckpointDir dir(run.string());
+  Checkpoint nan_weights = sample(1);
+  nan_weights.model["w"] = Tensor::full({2, 2}, std::numeric_limits<double>::infinity());
+  Checkpoint negative = sample(2);
+  negative.optimizer["w.exp_avg_sq"] = Tensor::full({2, 2}, -0.25);
+  for (const auto& [checkpoint, wanted] : {std::pair{&nan_weights, "'w' holds NaN or infinite values"},
+                                           std::pair{&negative, "'w.exp_avg_sq' holds negative values"}}) {
+    std::string saved = dir.save(checkpoint->trainer_state["step"].get<int64_t>(), *checkpoint, 3);
+    try {
+      CheckpointDir::load(saved);
+      FAIL() << "accepted: " << wanted;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(wanted), std::string::npos) << e.what();
+    }
   }
 }

@@ -1,18 +1,26 @@
 // The trainer end to end through the `mega` binary (MEGA_BINARY): a tiny ListOps recipe run without a
 // break, then killed (SIGKILL) while training and while saving and resumed with --resume, must log the
-// same losses bit for bit; a corrupt newest checkpoint is refused without touching the run directory;
-// `mega eval` reads a checkpoint. The kills come from fault-injection variables:
+// same losses bit for bit; a corrupt newest checkpoint is skipped for the newest valid one, and a
+// resume that cannot work is refused without touching the run directory; `mega eval` reads a checkpoint. The kills come from fault-injection variables:
 //   MEGA_FAULT_KILL_AFTER_STEP=N  SIGKILL right after update N, before it is logged or saved (trainer.cpp)
 //   MEGA_FAULT_KILL_IN_SAVE=N     SIGKILL while saving step N, temporary folder written, not renamed
 //                                 (checkpoint.cpp)
+//   MEGA_FAULT_METRICS_FULL=R[:T] metrics row R and later fail like a full disk, T times (metrics.cpp)
+//   MEGA_FAULT_KILL_IN_GENERATE=1 SIGKILL while generating a dataset, before its marker (generated_dataset.cpp)
+// Beside them: the run folder's lock, validation of what a resume reads, the divergence guard, and
+// the generated dataset's marker.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -20,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/listops.h"
+#include "core/safetensors.h"
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
 
@@ -163,22 +172,272 @@ TEST_F(Trainer, KilledWhileSavingResumesWithIdenticalLosses) {
   EXPECT_EQ(log.evals, reference_->evals);
 }
 
-TEST_F(Trainer, CorruptNewestCheckpointIsRefusedAndNothingIsTouched) {
+TEST_F(Trainer, CorruptNewestCheckpointIsSkippedForTheNewestValidOne) {
   Result killed = train("corrupt", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
   ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
   fs::path model = root() / "corrupt" / "checkpoints" / "step-00000010" / "model.safetensors";
   ASSERT_TRUE(fs::exists(model));
   fs::resize_file(model, fs::file_size(model) / 2);  // truncated
-  std::vector<std::pair<std::string, std::string>> before;
-  for (const auto& entry : fs::recursive_directory_iterator(root() / "corrupt"))
-    if (entry.is_regular_file()) before.emplace_back(entry.path().string(), slurp(entry.path()));
   Result resumed = train("corrupt", "--resume");
-  EXPECT_NE(resumed.exit_code, 0);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("warning: skipped checkpoint"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("step-00000010/model.safetensors"), std::string::npos) << resumed.output;
-  std::vector<std::pair<std::string, std::string>> after;
-  for (const auto& entry : fs::recursive_directory_iterator(root() / "corrupt"))
-    if (entry.is_regular_file()) after.emplace_back(entry.path().string(), slurp(entry.path()));
-  EXPECT_EQ(before, after);
+  EXPECT_NE(resumed.output.find("resumed from " + (root() / "corrupt" / "checkpoints" / "step-00000008").string()),
+            std::string::npos)
+      << resumed.output;
+  Log log = read_log("corrupt");
+  EXPECT_EQ(log.losses, reference_->losses);  // step 10 was trained again and its checkpoint replaced
+  EXPECT_EQ(log.evals, reference_->evals);
+  EXPECT_FALSE(fs::exists(root() / "corrupt" / "checkpoints" / ".step-00000010.old"));
+}
+
+namespace {
+
+// Every regular file of a run folder with its bytes; the lock file (which holds the pid of the last
+// process that locked the folder) aside.
+std::vector<std::pair<std::string, std::string>> snapshot(const fs::path& dir) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file() && entry.path().filename() != ".lock")
+      files.emplace_back(entry.path().string(), slurp(entry.path()));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+TEST_F(Trainer, NoValidCheckpointIsRefusedAndNothingIsTouched) {
+  Result killed = train("all_corrupt", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  for (const char* step : {"step-00000008", "step-00000010"}) {
+    fs::path model = root() / "all_corrupt" / "checkpoints" / step / "model.safetensors";
+    ASSERT_TRUE(fs::exists(model));
+    fs::resize_file(model, fs::file_size(model) / 2);
+  }
+  const auto before = snapshot(root() / "all_corrupt");
+  Result resumed = train("all_corrupt", "--resume train.log_interval=2");  // recipe.yaml would change
+  EXPECT_EQ(resumed.exit_code, 1) << resumed.output;
+  EXPECT_NE(resumed.output.find("no checkpoint"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000008/model.safetensors"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000010/model.safetensors"), std::string::npos) << resumed.output;
+  EXPECT_EQ(before, snapshot(root() / "all_corrupt"));
+}
+
+namespace {
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+void write_json(const fs::path& path, const nlohmann::json& j) {
+  std::ofstream out(path, std::ios::trunc);
+  out << j.dump(2) << "\n";
+}
+
+}  // namespace
+
+TEST_F(Trainer, TrainerStateOutOfRangeIsRefusedNamingTheFile) {
+  Result killed = train("bad_state", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  const fs::path checkpoints = root() / "bad_state" / "checkpoints";
+  nlohmann::json state = read_json(checkpoints / "step-00000010" / "trainer_state.json");
+  state["step"] = int64_t{1000000000000000};  // would report a finished run
+  write_json(checkpoints / "step-00000010" / "trainer_state.json", state);
+  state = read_json(checkpoints / "step-00000008" / "trainer_state.json");
+  state["batch"] = -3;
+  write_json(checkpoints / "step-00000008" / "trainer_state.json", state);
+  const auto before = snapshot(root() / "bad_state");
+  Result resumed = train("bad_state", "--resume");
+  EXPECT_EQ(resumed.exit_code, 1) << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000010/trainer_state.json': 'step' is 1000000000000000"), std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000008/trainer_state.json': 'batch' is -3"), std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(before, snapshot(root() / "bad_state"));
+}
+
+TEST_F(Trainer, TrainerStateThatDoesNotFitTheRunIsRefused) {
+  Result killed = train("misfit_state", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  const fs::path state_file = root() / "misfit_state" / "checkpoints" / "step-00000010" / "trainer_state.json";
+  nlohmann::json state = read_json(state_file);
+  state["batch"] = 5;  // in range, but 10 updates of 2 batches of a 20-batch epoch end at epoch 1, batch 0
+  write_json(state_file, state);
+  Result resumed = train("misfit_state", "--resume");
+  EXPECT_EQ(resumed.exit_code, 1) << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000010/trainer_state.json': data position epoch 1 batch 5 does not follow"),
+            std::string::npos)
+      << resumed.output;
+  Result shortened = train("misfit_state", "--resume train.max_steps=9");
+  EXPECT_EQ(shortened.exit_code, 1) << shortened.output;
+  EXPECT_NE(shortened.output.find("past the recipe's 9 updates"), std::string::npos) << shortened.output;
+}
+
+TEST_F(Trainer, NonFiniteWeightsAndNegativeSecondMomentsAreRefused) {
+  Result killed = train("nan_weights", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  const fs::path checkpoints = root() / "nan_weights" / "checkpoints";
+  auto poison = [](const fs::path& file, const std::string& suffix, float value) {
+    std::map<std::string, mega::Tensor> tensors;
+    for (auto& [name, tensor] : mega::load_safetensors(file.string()).tensors) tensors[name] = tensor.clone();
+    bool changed = false;
+    for (auto& [name, tensor] : tensors)
+      if (!changed && name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+          tensor.dtype() == mega::DType::F32) {
+        tensor.data<float>()[0] = value;
+        changed = true;
+      }
+    ASSERT_TRUE(changed) << file;
+    mega::save_safetensors(file.string(), tensors);
+  };
+  poison(checkpoints / "step-00000010" / "model.safetensors", ".weight", std::nanf(""));
+  poison(checkpoints / "step-00000008" / "optimizer.safetensors", ".exp_avg_sq", -1.0f);
+  Result resumed = train("nan_weights", "--resume");
+  EXPECT_EQ(resumed.exit_code, 1) << resumed.output;
+  EXPECT_NE(resumed.output.find("NaN or infinite values (in " + (checkpoints / "step-00000010").string() +
+                                "/model.safetensors)"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("negative values"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000008/optimizer.safetensors"), std::string::npos) << resumed.output;
+}
+
+TEST_F(Trainer, ResumeWithARecipeThatChangesTheTrainingIsRefusedNamingTheKeys) {
+  Result killed = train("changed_recipe", "", "MEGA_FAULT_KILL_AFTER_STEP=12");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  const auto before = snapshot(root() / "changed_recipe");
+  Result changed = train("changed_recipe", "--resume train.batch_size=4 optim.lr=0.001");
+  EXPECT_EQ(changed.exit_code, 1) << changed.output;
+  EXPECT_NE(changed.output.find("train.batch_size: 8 in the run, 4 now"), std::string::npos) << changed.output;
+  EXPECT_NE(changed.output.find("optim.lr: 0.003 in the run, 0.001 now"), std::string::npos) << changed.output;
+  EXPECT_EQ(before, snapshot(root() / "changed_recipe"));  // recipe.yaml untouched
+  // How often to save is no part of the computation: accepted, and the losses are the same.
+  Result resumed = train("changed_recipe", "--resume train.save_interval=7");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(read_log("changed_recipe").losses, reference_->losses);
+}
+
+TEST_F(Trainer, ResumingAFinishedRunLogsNoSecondTestRow) {
+  fs::copy(root() / "uninterrupted", root() / "finished", fs::copy_options::recursive);
+  Result resumed = train("finished", "--resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  Log log = read_log("finished");
+  EXPECT_EQ(log.losses, reference_->losses);
+  EXPECT_EQ(log.evals, reference_->evals);
+}
+
+namespace {
+
+// Every line of DIR/metrics.jsonl ends in a newline and is a JSON object.
+void expect_whole_lines(const fs::path& path) {
+  const std::string text = slurp(path);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_TRUE(nlohmann::json::parse(line, nullptr, false).is_object()) << line;
+}
+
+}  // namespace
+
+TEST_F(Trainer, FullDiskWhileLoggingStopsTheRunWithWholeLinesAndResumes) {
+  Result full = train("disk_full", "", "MEGA_FAULT_METRICS_FULL=6");
+  EXPECT_EQ(full.exit_code, 1) << full.output;
+  EXPECT_NE(full.output.find("metrics.jsonl"), std::string::npos) << full.output;
+  EXPECT_NE(full.output.find("No space left on device"), std::string::npos) << full.output;
+  expect_whole_lines(root() / "disk_full" / "metrics.jsonl");
+  EXPECT_EQ(read_log("disk_full").losses.size(), 5u);
+  Result resumed = train("disk_full", "--resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(read_log("disk_full").losses, reference_->losses);
+}
+
+TEST_F(Trainer, FullDiskThatClearsIsRetried) {
+  Result run = train("disk_full_briefly", "", "MEGA_FAULT_METRICS_FULL=6:2");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  expect_whole_lines(root() / "disk_full_briefly" / "metrics.jsonl");
+  EXPECT_EQ(read_log("disk_full_briefly").losses, reference_->losses);
+}
+
+TEST_F(Trainer, TornLastMetricsLineIsCutOnResumeWithAWarning) {
+  Result killed = train("torn", "", "MEGA_FAULT_KILL_AFTER_STEP=13");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  {
+    std::ofstream out(root() / "torn" / "metrics.jsonl", std::ios::app);
+    out << "{\"step\": 13, \"loss\": 2.3";  // what a kill in the middle of a write leaves
+  }
+  Result resumed = train("torn", "--resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("metrics.jsonl:14: cut away a torn last line"), std::string::npos) << resumed.output;
+  EXPECT_EQ(read_log("torn").losses, reference_->losses);
+}
+
+TEST_F(Trainer, BadMetricsRowBeforeTheLastIsAnErrorNamingTheLine) {
+  Result killed = train("bad_row", "", "MEGA_FAULT_KILL_AFTER_STEP=13");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  const fs::path metrics = root() / "bad_row" / "metrics.jsonl";
+  std::string text = slurp(metrics);
+  size_t third = text.find('\n', text.find('\n') + 1) + 1;
+  text.insert(third, "not json\n");
+  std::ofstream(metrics, std::ios::trunc) << text;
+  const auto before = snapshot(root() / "bad_row");
+  Result resumed = train("bad_row", "--resume");
+  EXPECT_EQ(resumed.exit_code, 1) << resumed.output;
+  EXPECT_NE(resumed.output.find(metrics.string() + ":3: not a metrics row"), std::string::npos) << resumed.output;
+  EXPECT_EQ(before, snapshot(root() / "bad_row"));
+}
+
+TEST_F(Trainer, SecondRunOnTheSameFolderIsRefusedWithTheHoldersPid) {
+  const fs::path dir = root() / "locked", rc = root() / "locked_rc.txt";
+  std::string first = "(OMP_WAIT_POLICY=PASSIVE " + std::string(MEGA_BINARY) + " train " + tiny_recipe().string() +
+                      " output_dir=" + dir.string() + " train.max_steps=200 train.eval_interval=1000" +
+                      " train.save_interval=1000 > " + (root() / "locked_output.txt").string() +
+                      " 2>&1; echo $? > " + rc.string() + ") &";
+  ASSERT_EQ(std::system(first.c_str()), 0);
+  auto wait_for = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 1200 && !done(); ++i) ::usleep(100 * 1000);
+    return done();
+  };
+  ASSERT_TRUE(wait_for([&] { return fs::exists(dir / "metrics.jsonl") && fs::file_size(dir / "metrics.jsonl") > 0; }));
+  std::string holder = slurp(dir / ".lock");
+  holder.erase(holder.find_last_not_of('\n') + 1);
+  ASSERT_FALSE(holder.empty());
+  Result second = train("locked");
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  EXPECT_NE(second.output.find("in use by another run (pid " + holder), std::string::npos) << second.output;
+  ASSERT_TRUE(wait_for([&] { return fs::exists(rc) && !slurp(rc).empty(); }));
+  EXPECT_EQ(slurp(rc), "0\n") << slurp(root() / "locked_output.txt");
+  Log log = read_log("locked");  // the first run's log is whole
+  ASSERT_EQ(log.losses.size(), 200u);
+  for (size_t i = 0; i < log.losses.size(); ++i) EXPECT_EQ(log.losses[i].first, int64_t(i + 1));
+}
+
+TEST_F(Trainer, DivergedRunStopsAndNeverPicksANonFiniteBest) {
+  Result run = train("diverged", "optim.name=sgd optim.lr=100 train.grad_clip=0 optim.weight_decay=0 "
+                                 "train.max_steps=60 train.eval_interval=12 train.max_nonfinite_steps=20");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("training diverged: 20 updates in a row"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("skipped "), std::string::npos) << run.output;  // the progress line counts them
+  std::map<int64_t, bool> finite_val;  // step -> the val loss was finite
+  int64_t skipped = 0;
+  std::ifstream in(root() / "diverged" / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto row = nlohmann::json::parse(line);
+    if (row.contains("skipped_steps")) skipped = row["skipped_steps"].get<int64_t>();
+    if (row.value("split", "") == "val") finite_val[row["step"].get<int64_t>()] = row["val_loss"].is_number();
+  }
+  EXPECT_GT(skipped, 0);
+  bool any_nonfinite_eval = false;
+  for (const auto& [step, finite] : finite_val) any_nonfinite_eval = any_nonfinite_eval || !finite;
+  EXPECT_TRUE(any_nonfinite_eval);  // else the test shows nothing
+  for (const auto& entry : fs::directory_iterator(root() / "diverged" / "checkpoints")) {
+    if (entry.path().filename().string().rfind("step-", 0) != 0) continue;
+    const int64_t best = read_json(entry.path() / "trainer_state.json")["best_step"].get<int64_t>();
+    if (best >= 0) {
+      EXPECT_TRUE(finite_val.at(best)) << entry.path() << " marks a non-finite evaluation best";
+    }
+  }
 }
 
 TEST_F(Trainer, FreshRunIntoAnExistingRunIsRefused) {
