@@ -7,7 +7,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DMEGA_WERROR=ON
 endif
 
-.PHONY: all setup configure build test train clean
+.PHONY: all setup configure build test train sanitize clean
 
 all: build
 
@@ -25,9 +25,11 @@ test: build
 
 # Trains Mega on the small ListOps recipe (its data generated into data_cache/ when missing) and prints
 # the test accuracy. Run again, it resumes from the newest checkpoint in runs/lra/listops_small (a
-# finished run just reports its accuracy again).
+# finished run just reports its accuracy again). TRAIN_ARGS adds recipe overrides, e.g. a short run:
+#   make train TRAIN_ARGS="train.max_steps=30 train.eval_interval=30"
+TRAIN_ARGS ?=
 train: build
-	$(BUILD)/mega train recipes/configs/lra/listops_small.yaml $(if $(wildcard runs/lra/listops_small/checkpoints/step-*),--resume)
+	$(BUILD)/mega train recipes/configs/lra/listops_small.yaml $(TRAIN_ARGS) $(if $(wildcard runs/lra/listops_small/checkpoints/step-*),--resume)
 
 clean:
 	rm -rf $(BUILD)
