@@ -7,7 +7,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DMEGA_WERROR=ON
 endif
 
-.PHONY: all setup configure build test train clean
+.PHONY: all setup configure build test train sanitize clean
 
 all: build
 
@@ -25,9 +25,20 @@ test: build
 
 # Trains Mega on the small ListOps recipe (its data generated into data_cache/ when missing) and prints
 # the test accuracy. Run again, it resumes from the newest checkpoint in runs/lra/listops_small (a
-# finished run just reports its accuracy again).
+# finished run just reports its accuracy again). TRAIN_ARGS adds recipe overrides, e.g. a short run:
+#   make train TRAIN_ARGS="train.max_steps=30 train.eval_interval=30"
+TRAIN_ARGS ?=
 train: build
-	$(BUILD)/mega train recipes/configs/lra/listops_small.yaml $(if $(wildcard runs/lra/listops_small/checkpoints/step-*),--resume)
+	$(BUILD)/mega train recipes/configs/lra/listops_small.yaml $(TRAIN_ARGS) $(if $(wildcard runs/lra/listops_small/checkpoints/step-*),--resume)
+
+# The unit tests under AddressSanitizer (with LeakSanitizer) and UndefinedBehaviorSanitizer, in a build
+# folder of their own; the first finding stops its test with a stack trace.
+SANITIZE_BUILD ?= build-sanitize
+sanitize: setup
+	@cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEGA_SANITIZE=ON $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	cd $(SANITIZE_BUILD) && ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -L unit
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD)

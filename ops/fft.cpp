@@ -44,30 +44,59 @@ struct Plans {
   fftwf_plan inverse = nullptr;
 };
 
-// Never freed: a plan lives as long as the process, like FFTW's own wisdom.
+// Plans by (length, batch), made on first use and destroyed at exit (with FFTW's planner state), so a leak
+// checker sees nothing left behind.
+class PlanCache {
+ public:
+  PlanCache() = default;
+  PlanCache(const PlanCache&) = delete;
+  PlanCache& operator=(const PlanCache&) = delete;
+  ~PlanCache() {
+    for (auto& entry : plans_) {
+      fftwf_destroy_plan(entry.second.forward);
+      fftwf_destroy_plan(entry.second.inverse);
+    }
+    fftwf_cleanup();
+  }
+
+  const Plans& get(int64_t n, int64_t batch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = plans_.find({n, batch});
+    if (found != plans_.end()) return found->second;
+    MEGA_CHECK(n <= (int64_t{1} << 30) && batch <= (int64_t{1} << 30), "[fft] transform too large: n ", n,
+               " batch ", batch);
+    int length = static_cast<int>(n), count = static_cast<int>(batch), bins = length / 2 + 1;
+    // FFTW_ESTIMATE, not FFTW_MEASURE: MEASURE picks among candidate algorithms by timing them, so two runs
+    // of one recipe could get different plans, whose sums round differently, and identical trainings parted
+    // from about step 10. ESTIMATE decides from the sizes alone: the same plan, the same bits, every run.
+    // FFTW_UNALIGNED: callers execute on sub-blocks of their buffers, which need not be aligned like the
+    // planning arrays; a plan made without this flag may use aligned SIMD loads and crashes there (it did,
+    // at L 2000 with truncation 1024 on two threads). ESTIMATE never touches the arrays; they only tell
+    // the planner the transform is out of place.
+    Buffer<float> real = real_buffer(n * batch);
+    Buffer<std::complex<float>> spectrum = complex_buffer(bins * batch);
+    auto* c = reinterpret_cast<fftwf_complex*>(spectrum.get());
+    Plans plans;
+    plans.forward = fftwf_plan_many_dft_r2c(1, &length, count, real.get(), nullptr, 1, length, c, nullptr, 1,
+                                            bins, FFTW_ESTIMATE | FFTW_PRESERVE_INPUT | FFTW_UNALIGNED);
+    plans.inverse = fftwf_plan_many_dft_c2r(1, &length, count, c, nullptr, 1, bins, real.get(), nullptr, 1,
+                                            length, FFTW_ESTIMATE | FFTW_UNALIGNED);
+    if (!plans.forward || !plans.inverse) {
+      fftwf_destroy_plan(plans.forward);  // FFTW ignores a null plan
+      fftwf_destroy_plan(plans.inverse);
+      fail("[fft] FFTW could not plan length ", n, " batch ", batch);
+    }
+    return plans_.emplace(std::make_pair(n, batch), plans).first->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::pair<int64_t, int64_t>, Plans> plans_;
+};
+
 const Plans& plans_for(int64_t n, int64_t batch) {
-  static std::mutex mutex;
-  static std::map<std::pair<int64_t, int64_t>, Plans> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto found = cache.find({n, batch});
-  if (found != cache.end()) return found->second;
-  MEGA_CHECK(n <= (int64_t{1} << 30) && batch <= (int64_t{1} << 30), "[fft] transform too large: n ", n,
-             " batch ", batch);
-  int length = static_cast<int>(n), count = static_cast<int>(batch), bins = length / 2 + 1;
-  // FFTW_MEASURE overwrites the arrays while it times candidates, so plan on scratch. FFTW_UNALIGNED: callers
-  // execute on sub-blocks of their buffers, which need not be aligned like the scratch; a plan made without
-  // this flag may use aligned SIMD loads and crashes there (it did, at L 2000 with truncation 1024 on two
-  // threads).
-  Buffer<float> real = real_buffer(n * batch);
-  Buffer<std::complex<float>> spectrum = complex_buffer(bins * batch);
-  auto* c = reinterpret_cast<fftwf_complex*>(spectrum.get());
-  Plans plans;
-  plans.forward = fftwf_plan_many_dft_r2c(1, &length, count, real.get(), nullptr, 1, length, c, nullptr, 1, bins,
-                                          FFTW_MEASURE | FFTW_PRESERVE_INPUT | FFTW_UNALIGNED);
-  plans.inverse = fftwf_plan_many_dft_c2r(1, &length, count, c, nullptr, 1, bins, real.get(), nullptr, 1, length,
-                                          FFTW_MEASURE | FFTW_UNALIGNED);
-  MEGA_CHECK(plans.forward && plans.inverse, "[fft] FFTW could not plan length ", n, " batch ", batch);
-  return cache.emplace(std::make_pair(n, batch), plans).first->second;
+  static PlanCache cache;
+  return cache.get(n, batch);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Batched real FFTs in single precision on FFTW, for the convolutions of the EMA. Plans are made once per
-// (length, batch) with FFTW_MEASURE and kept for the life of the process; limits: F32 only, out of place.
+// (length, batch) with FFTW_ESTIMATE (the same plan every run, so the same results) and kept until exit;
+// limits: F32 only, out of place.
 #pragma once
 #include <complex>
 #include <cstdint>

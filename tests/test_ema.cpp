@@ -259,8 +259,9 @@ TEST(EmaThreads, ParallelPathsAgreeAndAreDeterministic) {
 
 // The paper's ListOps shape (D 80, L 2000, truncation 1024) on two threads: a standalone run crashed inside
 // FFTW before plans were made FFTW_UNALIGNED (sub-blocks of a spectrum at offsets c0 * bins are not 16-byte
-// aligned). Whether a plan uses aligned loads depends on what FFTW_MEASURE times fastest, so this could not
-// be made to fail every time; it stays as a smoke test of that shape and of thread-count determinism.
+// aligned). Whether a plan used aligned loads depended on what FFTW_MEASURE timed fastest (plans are
+// FFTW_ESTIMATE now), so this could not be made to fail every time; it stays as a smoke test of that shape
+// and of thread-count determinism.
 TEST(EmaThreads, TruncatedListOpsShapeRunsOnTwoThreads) {
   int64_t B = 2, L = 2000, D = 80, N = 16;
   std::vector<Tensor> values = {random_tensor({B, L, D}, 201).to(DType::F32)};

@@ -1,5 +1,5 @@
-// Golden end-to-end tests against HuggingFace's Mega: every case folder under
-// MEGA_SHARED_DIR/fixtures/hf_mega runs through hf_run (the code behind `mega hf-run`) and every expected
+// Golden end-to-end tests against HuggingFace's Mega: every case folder under MEGA_FIXTURES_DIR
+// (tests/fixtures/hf_mega) runs through hf_run (the code behind `mega hf-run`) and every expected
 // tensor is compared with the README tolerance: scale = max(max|expected|, 1e-2); grad.* pass when
 // max|got - expected| <= 1e-3 scale, everything else when <= 1e-4 scale. A failure names the worst
 // tensor and element; a summary line per case gives the worst error per tensor kind.
@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kFixtures = std::string(MEGA_SHARED_DIR) + "/fixtures/hf_mega";
+const std::string kFixtures = std::string(MEGA_FIXTURES_DIR);
 
 std::vector<std::string> case_names() {
   std::vector<std::string> names;

@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kFixtures = std::string(MEGA_SHARED_DIR) + "/fixtures/hf_mega/";
+const std::string kFixtures = std::string(MEGA_FIXTURES_DIR) + "/";
 
 // The fixture models are tiny: one thread is fastest, and parallel regions on a loaded machine spin.
 struct OneThread {

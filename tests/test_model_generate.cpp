@@ -15,8 +15,7 @@ using namespace mega;
 
 namespace {
 
-const std::string kCheckpoint =
-    std::string(MEGA_SHARED_DIR) + "/fixtures/hf_mega/pub18_clm_incremental_chunked_softmax";
+const std::string kCheckpoint = std::string(MEGA_FIXTURES_DIR) + "/pub18_clm_incremental_chunked_softmax";
 
 std::string run(const std::string& arguments) {
   std::string command = std::string(MEGA_BINARY) + " --threads 1 generate --model " + kCheckpoint + " " + arguments;

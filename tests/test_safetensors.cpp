@@ -75,7 +75,7 @@ std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-const std::string kFixtures = std::string(MEGA_SHARED_DIR) + "/fixtures/hf_mega";
+const std::string kFixtures = std::string(MEGA_FIXTURES_DIR);
 
 }  // namespace
 
