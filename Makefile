@@ -25,9 +25,10 @@ test: build
 
 # Trains Mega on the small ListOps recipe (its data generated into data_cache/ when missing) and prints
 # the test accuracy. Run again, it resumes from the newest checkpoint in runs/lra/listops_small (a
-# finished run just reports its accuracy again).
+# finished run just reports its accuracy again). Ends by writing the run's HTML report and printing its path.
 train: build
 	$(BUILD)/mega train recipes/configs/lra/listops_small.yaml $(if $(wildcard runs/lra/listops_small/checkpoints/step-*),--resume)
+	$(BUILD)/mega report runs/lra/listops_small -o runs/lra/listops_small/report.html
 
 clean:
 	rm -rf $(BUILD)

@@ -34,6 +34,7 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(pat
 void MetricsLog::write(const nlohmann::json& row) {
   out_ << row.dump() << "\n";
   out_.flush();
+  for (const auto& sink : sinks_) sink->write(row);
 }
 
 std::string format_duration(double seconds) {

@@ -4,22 +4,33 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace mega {
+
+// Another destination for every row (the TensorBoard event file, recipes/tensorboard.h).
+class MetricsSink {
+ public:
+  virtual ~MetricsSink() = default;
+  virtual void write(const nlohmann::json& row) = 0;
+};
 
 class MetricsLog {
  public:
   // Opens run_dir/metrics.jsonl. When resuming from `resume_step`, rows past that step (written after
   // the checkpoint by the interrupted run) are dropped first, so the file reads as one clean run.
   MetricsLog(const std::string& path, int64_t resume_step = -1);
-  void write(const nlohmann::json& row);  // appends one line and flushes
+  void write(const nlohmann::json& row);  // appends one line and flushes, then feeds the sinks
+  void add_sink(std::unique_ptr<MetricsSink> sink) { sinks_.push_back(std::move(sink)); }
 
  private:
   std::string path_;
   std::ofstream out_;
+  std::vector<std::unique_ptr<MetricsSink>> sinks_;
 };
 
 class Progress {

@@ -156,6 +156,7 @@ std::vector<KeySpec> build_schema() {
       key_int("train.threads", 0, 0, 4096, "0: $MEGA_NUM_THREADS or every core"),
       key_float("train.grad_clip", 0.0, 0, kInf, false, "global-norm limit; 0: none"),
       key_int("train.accumulate", 1, 1, 1e6, "micro-batches per update"),
+      key_bool("train.tensorboard", true, "also write scalars to output_dir/tb (TensorBoard event file)"),
       key_string("output_dir", "runs/default", {}, "checkpoints and logs"),
   };
   return s;
@@ -475,6 +476,7 @@ void build_sections(Recipe& r) {
   t.threads = r.get_int("train.threads");
   t.grad_clip = r.get_float("train.grad_clip");
   t.accumulate = r.get_int("train.accumulate");
+  t.tensorboard = r.get_bool("train.tensorboard");
 
   Schedule& s = r.schedule;
   s.kind = schedule_kind_from_name(r.get_string("schedule.name"));

@@ -90,6 +90,7 @@ struct TrainRecipe {
   int64_t threads = 0;     // 0: the default thread count
   double grad_clip = 0;    // global-norm limit; 0: no clipping
   int64_t accumulate = 1;  // micro-batches per update
+  bool tensorboard = true; // also write output_dir/tb/events.out.tfevents.*
 };
 
 struct Recipe {

@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-program-options-dev
           libyaml-cpp-dev libgtest-dev nlohmann-json3-dev
+          libprotobuf-dev protobuf-compiler  # TensorBoard event files (recipes/tensorboard_event.proto)
           ocl-icd-opencl-dev)  # dnnl-config.cmake find_package(OpenCL)s even for the CPU engine
 missing=()
 for p in "${packages[@]}"; do
