@@ -368,7 +368,7 @@ svg .tick { fill: #555; } svg .grid { stroke: #ececec; } svg .frame { fill: none
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.best { font-weight: bold; } tr.diff td { background: #fff3b0; } tr.diff td.key { font-weight: bold; }
+td.best { font-weight: bold; } td.run { white-space: nowrap; } tr.diff td { background: #fff3b0; } tr.diff td.key { font-weight: bold; }
 .notes { color: #a33; font-size: 13px; } pre { background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }
 details { margin: 6px 0; }
 )";
@@ -439,7 +439,7 @@ std::string render_report(const std::vector<RunData>& input_runs, const std::str
     int64_t steps = 0;
     for (const auto* rows : {&run.train_rows, &run.eval_rows})
       for (const nlohmann::json& row : *rows) steps = std::max(steps, row["step"].get<int64_t>());
-    html << "<tr><td><span class='swatch' style='display:inline-block;width:10px;height:10px;background:"
+    html << "<tr><td class='run'><span class='swatch' style='display:inline-block;width:10px;height:10px;background:"
          << run_color(i) << "'></span> " << html_escape(run.label) << "</td><td class='num'>" << steps
          << "</td><td class='num'>" << (losses.empty() ? "" : number(losses.back().second)) << "</td><td class='num'>"
          << (speed.empty() ? "" : std::to_string(std::lround(mean_speed))) << "</td><td class='num'>"
