@@ -2,9 +2,11 @@
 // with protobuf as TensorBoard reads them.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "recipes/metrics.h"
@@ -132,4 +134,54 @@ TEST(TensorBoard, TwoWritersInOneSecondKeepTheirOwnFiles) {
   TensorBoardWriter a(dir.string()), b(dir.string());
   EXPECT_NE(a.path(), b.path());
   fs::remove_all(dir);
+}
+
+// `mega train` end to end: with the default train.tensorboard the event file holds every logged loss of
+// metrics.jsonl at its step, and the evaluations; with train.tensorboard=false there is no tb/ folder.
+TEST(TensorBoard, TrainWritesTheSeriesOfMetricsJsonl) {
+  const fs::path root = fresh_dir("tb_train");
+  fs::create_directories(root);
+  const fs::path recipe = root / "tiny.yaml";
+  {
+    std::ofstream out(recipe);
+    out << "model: {num_hidden_layers: 1, hidden_size: 16, intermediate_size: 32, nffn_hidden_size: 32,\n"
+           "        shared_representation_size: 8, ema_projection_size: 4, max_positions: 64,\n"
+           "        classifier_hidden_size: 16}\n"
+           "data:\n  dir: " << (root / "data").string() << "\n  max_length: 64\n  generate: true\n"
+           "  generator: {train_examples: 64, val_examples: 16, test_examples: 16, min_length: 10,\n"
+           "              max_length: 40, max_depth: 3, max_args: 3}\n"
+           "train: {batch_size: 8, max_steps: 6, eval_interval: 3, save_interval: 100, log_interval: 2, threads: 1}\n";
+  }
+  auto train = [&](const std::string& run, const std::string& extra) {
+    const std::string command = "OMP_WAIT_POLICY=PASSIVE " + std::string(MEGA_BINARY) + " train " + recipe.string() +
+                                " output_dir=" + (root / run).string() + " " + extra + " > " +
+                                (root / (run + ".log")).string() + " 2>&1";
+    return std::system(command.c_str());
+  };
+  ASSERT_EQ(train("on", ""), 0);
+  std::map<std::string, std::map<int64_t, float>> logged;  // tag -> step -> value
+  for (const tensorboard::Event& event : read_events(only_event_file(root / "on" / "tb")))
+    for (const auto& v : event.summary().value()) logged[v.tag()][event.step()] = v.simple_value();
+  std::ifstream jsonl(root / "on" / "metrics.jsonl");
+  int train_rows = 0, eval_rows = 0;
+  for (std::string line; std::getline(jsonl, line);) {
+    const auto row = nlohmann::json::parse(line);
+    const int64_t step = row["step"].get<int64_t>();
+    if (row.contains("split")) {
+      const std::string split = row["split"].get<std::string>();
+      EXPECT_EQ(logged["eval/" + split + "/accuracy"][step], static_cast<float>(row[split + "_accuracy"].get<double>()));
+      ++eval_rows;
+    } else {
+      EXPECT_EQ(logged["train/loss"][step], static_cast<float>(row["loss"].get<double>())) << "step " << step;
+      EXPECT_EQ(logged["train/lr"][step], static_cast<float>(row["lr"].get<double>())) << "step " << step;
+      ++train_rows;
+    }
+  }
+  EXPECT_EQ(train_rows, 3);  // steps 2, 4, 6
+  EXPECT_EQ(eval_rows, 3);   // val at 3 and 6, test at 6
+  EXPECT_EQ(logged["train/loss"].size(), 3u);
+  ASSERT_EQ(train("off", "train.tensorboard=false"), 0);
+  EXPECT_TRUE(fs::exists(root / "off" / "metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(root / "off" / "tb"));
+  fs::remove_all(root);
 }
