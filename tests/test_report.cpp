@@ -104,11 +104,16 @@ TEST(Report, ComparesTwoRunsWithPlotsLegendAndDifferingKeys) {
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_NE(html.find("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"), std::string::npos);
   EXPECT_NE(html.find("mega 0.1.0 &lt;test machine&gt;"), std::string::npos);
+
+  // --loss-scale log: the training loss (against step and wall time) and the eval losses.
+  ReportOptions log_loss;
+  log_loss.loss_scale = Scale::Log;
+  EXPECT_EQ(count(render_report(runs, "", log_loss), "(log scale)</text>"), 4u);
   fs::remove_all(root);
 }
 
 TEST(Report, ReadsARunStillBeingWritten) {
-  const fs::path dir = fresh_dir("report_running");
+  const fs::path dir = fresh_dir("report_running<i>");
   write(dir / "metrics.jsonl",
         "{\"step\":10,\"loss\":2.0,\"lr\":0.001}\n{\"step\":20,\"loss\":1.9,\"lr\":0.001}\n{\"step\":30,\"lo");
   RunData run = read_run(dir.string());
@@ -118,6 +123,8 @@ TEST(Report, ReadsARunStillBeingWritten) {
   EXPECT_NE(run.notes[1].find("no recipe.yaml"), std::string::npos);
   const std::string html = render_report({run}, "");
   EXPECT_NE(html.find("is incomplete and was ignored"), std::string::npos);
+  EXPECT_NE(html.find("report_running&lt;i&gt;"), std::string::npos);  // a folder name is escaped too
+  EXPECT_EQ(html.find("<i>"), std::string::npos);
   EXPECT_GE(count(html, "<svg"), 2u);  // loss and learning rate
 
   // A bad line that is not the last is damage, not a run in progress: an error naming file and line.
