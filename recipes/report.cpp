@@ -227,8 +227,14 @@ Axis log_axis(double lo, double hi) {
       const double t = m * std::pow(10, e);
       if (t >= lo * 0.999 && t <= hi * 1.001) axis.ticks.push_back(t);
     }
-  if (axis.ticks.size() < 2) {  // a narrow range: tick its ends
-    axis.ticks = {lo, hi};
+  if (axis.ticks.size() < 3) {
+    // A range narrower than the digits of a decade (a loss from 2.3 to 1.8): linear ticks placed on the
+    // log axis, which widens to whole ticks when they stay positive.
+    const Axis linear = linear_axis(lo, hi);
+    if (linear.lo > 0) axis.lo = linear.lo, axis.hi = linear.hi;
+    axis.ticks.clear();
+    for (double t : linear.ticks)
+      if (t >= axis.lo && t <= axis.hi && t > 0) axis.ticks.push_back(t);
   }
   return axis;
 }
