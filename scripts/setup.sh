@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs when run as root; otherwise prints the exact command.
 set -euo pipefail
-packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-program-options-dev
+packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-program-options-dev libprotobuf-dev protobuf-compiler
           libyaml-cpp-dev libgtest-dev nlohmann-json3-dev
-          libprotobuf-dev protobuf-compiler  # TensorBoard event files (recipes/tensorboard_event.proto)
           ocl-icd-opencl-dev)  # dnnl-config.cmake find_package(OpenCL)s even for the CPU engine
 missing=()
 for p in "${packages[@]}"; do
