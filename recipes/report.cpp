@@ -374,7 +374,8 @@ svg .tick { fill: #555; } svg .grid { stroke: #ececec; } svg .frame { fill: none
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.best { font-weight: bold; } td.run { white-space: nowrap; } tr.diff td { background: #fff3b0; } tr.diff td.key { font-weight: bold; }
+td.best { font-weight: bold; } td.run { white-space: nowrap; }
+tr.diff td { background: #fff3b0; } tr.diff td.key { font-weight: bold; }
 .notes { color: #a33; font-size: 13px; } pre { background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }
 details { margin: 6px 0; }
 )";
@@ -540,7 +541,8 @@ std::string render_report(const std::vector<RunData>& input_runs, const std::str
   if (runs.size() > 1) {
     html << "<p>" << differing.size() << " key" << (differing.size() == 1 ? "" : "s")
          << " differ between the runs (highlighted)";
-    for (size_t i = 0; i < differing.size(); ++i) html << (i ? ", " : ": ") << "<b>" << html_escape(differing[i]) << "</b>";
+    for (size_t i = 0; i < differing.size(); ++i)
+      html << (i ? ", " : ": ") << "<b>" << html_escape(differing[i]) << "</b>";
     html << "</p>\n";
   }
   auto recipe_table = [&](const std::vector<std::string>& rows) {
