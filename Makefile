@@ -25,11 +25,12 @@ test: build
 
 # Trains Mega on the small ListOps recipe (its data generated into data_cache/ when missing) and prints
 # the test accuracy. Run again, it resumes from the newest checkpoint in runs/lra/listops_small (a
-# finished run just reports its accuracy again). TRAIN_ARGS adds recipe overrides, e.g. a short run:
+# finished run just reports its accuracy again), then writes the run's HTML report and prints its path. TRAIN_ARGS adds recipe overrides, e.g. a short run:
 #   make train TRAIN_ARGS="train.max_steps=30 train.eval_interval=30"
 TRAIN_ARGS ?=
 train: build
 	$(BUILD)/mega train recipes/configs/lra/listops_small.yaml $(TRAIN_ARGS) $(if $(wildcard runs/lra/listops_small/checkpoints/step-*),--resume)
+	$(BUILD)/mega report runs/lra/listops_small -o runs/lra/listops_small/report.html
 
 # The unit tests under AddressSanitizer (with LeakSanitizer) and UndefinedBehaviorSanitizer, in a build
 # folder of their own; the first finding stops its test with a stack trace.

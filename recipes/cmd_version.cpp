@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <sstream>
 
 #include "core/threading.h"
 #include "recipes/commands.h"
@@ -24,18 +25,24 @@ static const char* isa_name(dnnl::cpu_isa isa) {
   }
 }
 
+std::string version_text() {
+  const dnnl_version_t* dv = dnnl_version();
+  std::ostringstream out;
+  out << "mega " << MEGA_VERSION << " (commit " << MEGA_GIT_COMMIT << ")\n"
+      << "compiler: " << __VERSION__ << ", C++ " << __cplusplus << "\n"
+      << "oneDNN: " << dv->major << "." << dv->minor << "." << dv->patch << " (" << dv->hash << ")\n"
+      << "FFTW: " << fftwf_version << "\n"
+      << "CPU ISA (oneDNN): " << isa_name(dnnl::get_effective_cpu_isa()) << "\n"
+      << "threads: " << num_threads() << " of " << omp_get_num_procs() << " cores\n";
+  return out.str();
+}
+
 int version(const Args& args) {
   if (!args.empty()) {
     std::cerr << "usage: mega version\n";
     return 2;
   }
-  const dnnl_version_t* dv = dnnl_version();
-  std::cout << "mega " << MEGA_VERSION << " (commit " << MEGA_GIT_COMMIT << ")\n"
-            << "compiler: " << __VERSION__ << ", C++ " << __cplusplus << "\n"
-            << "oneDNN: " << dv->major << "." << dv->minor << "." << dv->patch << " (" << dv->hash << ")\n"
-            << "FFTW: " << fftwf_version << "\n"
-            << "CPU ISA (oneDNN): " << isa_name(dnnl::get_effective_cpu_isa()) << "\n"
-            << "threads: " << num_threads() << " of " << omp_get_num_procs() << " cores\n";
+  std::cout << version_text();
   return 0;
 }
 

@@ -133,6 +133,7 @@ void MetricsLog::write(const nlohmann::json& row) {
     if (write_whole(fd_, line, rows_written_)) {
       if (is_row(row) && row.contains("split") && row["split"].is_string())
         evals_.emplace(row["step"].get<int64_t>(), row["split"].get<std::string>());
+      for (const auto& sink : sinks_) sink->write(row);
       return;
     }
     error = errno;

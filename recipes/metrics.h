@@ -3,13 +3,22 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace mega {
+
+// Another destination for every row (the TensorBoard event file, recipes/tensorboard.h).
+class MetricsSink {
+ public:
+  virtual ~MetricsSink() = default;
+  virtual void write(const nlohmann::json& row) = 0;
+};
 
 class MetricsLog {
  public:
@@ -25,7 +34,9 @@ class MetricsLog {
 
   // Appends one line with a single write. A failed or short write (a full disk) is undone (the file is
   // cut back to its last whole line) and retried a few times; then it is an error naming the file.
+  // Then feeds the sinks.
   void write(const nlohmann::json& row);
+  void add_sink(std::unique_ptr<MetricsSink> sink) { sinks_.push_back(std::move(sink)); }
   // True when the log already holds an evaluation row of `split` at `step` (a finished run resumed).
   bool has_eval(int64_t step, const std::string& split) const;
 
@@ -34,6 +45,7 @@ class MetricsLog {
   int fd_ = -1;
   int64_t rows_written_ = 0;  // by this process, for the fault injection
   std::set<std::pair<int64_t, std::string>> evals_;
+  std::vector<std::unique_ptr<MetricsSink>> sinks_;
 };
 
 class Progress {

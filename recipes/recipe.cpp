@@ -175,6 +175,7 @@ std::vector<KeySpec> build_schema() {
       key_int("train.accumulate", 1, 1, 1e6, "micro-batches per update"),
       key_int("train.max_nonfinite_steps", 100, 1, big,
               "consecutive updates skipped for a non-finite loss or gradient before the run stops as diverged"),
+      key_bool("train.tensorboard", true, "also write scalars to output_dir/tb (TensorBoard event file)"),
       key_string("output_dir", "runs/default", {}, "checkpoints and logs"),
   };
   // The tasks' own keys go at the end of the data section.
@@ -585,6 +586,7 @@ void build_sections(Recipe& r) {
   t.grad_clip = r.get_float("train.grad_clip");
   t.accumulate = r.get_int("train.accumulate");
   t.max_nonfinite_steps = r.get_int("train.max_nonfinite_steps");
+  t.tensorboard = r.get_bool("train.tensorboard");
 
   Schedule& s = r.schedule;
   s.kind = schedule_kind_from_name(r.get_string("schedule.name"));

@@ -90,6 +90,7 @@ struct TrainRecipe {
   double grad_clip = 0;    // global-norm limit; 0: no clipping
   int64_t accumulate = 1;  // micro-batches per update
   int64_t max_nonfinite_steps = 100;  // consecutive skipped (non-finite) updates before the run stops
+  bool tensorboard = true; // also write output_dir/tb/events.out.tfevents.*
 };
 
 struct Recipe {

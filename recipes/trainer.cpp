@@ -24,6 +24,7 @@
 #include "recipes/checkpoint.h"
 #include "recipes/metrics.h"
 #include "recipes/run_folder.h"
+#include "recipes/tensorboard.h"
 
 namespace fs = std::filesystem;
 
@@ -324,6 +325,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   if (!resumed) fs::remove(metrics_path);  // a fresh run starts a fresh log
   MetricsLog metrics(metrics_path.string(), resumed ? state.step : -1);  // the last check before writing
   write_text_atomically(run_dir / "recipe.yaml", recipe_to_yaml(recipe));
+  if (t.tensorboard) metrics.add_sink(std::make_unique<TensorBoardSink>((run_dir / "tb").string()));
   Progress progress(total, state.step, options.terminal);
   if (resumed) progress.message("resumed from " + resumed->dir + " at step " + std::to_string(state.step));
   else
@@ -378,7 +380,8 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
                      {"lr", lr},
                      {"grad_norm", norm},
                      {"tokens_per_s", tokens_per_second},
-                     {"skipped_steps", state.skipped_steps}});
+                     {"skipped_steps", state.skipped_steps},
+                     {"wall_time", unix_time_now()}});
       progress.update(state.step, mean_loss, lr, tokens_per_second, state.skipped_steps);
       state.loss_since_log = 0;
       state.steps_since_log = 0;

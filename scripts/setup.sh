@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs when run as root; otherwise prints the exact command.
 set -euo pipefail
-packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-program-options-dev
+packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-program-options-dev libprotobuf-dev protobuf-compiler
           libyaml-cpp-dev libgtest-dev nlohmann-json3-dev
           zlib1g-dev   # gzip IDX files (MNIST family)
           libpng-dev   # Pathfinder images
