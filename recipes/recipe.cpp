@@ -119,6 +119,8 @@ std::vector<KeySpec> build_schema() {
       key_int("model.pad_token_id", std::nullopt, 0, big, "null: the dataset's"),
       key_string("model.head", "sequence_classification", {"sequence_classification"}, "the task head"),
       key_int("model.num_labels", std::nullopt, 1, big, "classes; null: the dataset's"),
+      key_string("model.pair_features", "concat", {"concat", "interaction"},
+                 "pair tasks: the head reads [u, v] (Mega's) or [u, v, u*v, u-v] (LRA's)"),
       key_string("model.pooling", "mean", {"mean", "first"}, "sentence representation: mean of tokens or the first"),
       key_int("model.classifier_layers", 1, 0, 16, "hidden Linear+activation layers before the output projection"),
       key_int("model.classifier_hidden_size", std::nullopt, 1, big, "null: hidden_size"),
