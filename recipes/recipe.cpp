@@ -14,10 +14,11 @@
 #include <set>
 #include <sstream>
 
+#include "core/threading.h"
 #include "nn/config_fields.h"
 #include "nn/lra_classifier.h"
+#include "nn/lra_dual_encoder.h"
 #include "ops/activation.h"
-#include "core/threading.h"
 
 namespace mega {
 
@@ -118,6 +119,8 @@ std::vector<KeySpec> build_schema() {
       // ---- model: the task head (the MegaConfig keys before it come from the field table) ----
       key_string("model.head", "sequence_classification", {"sequence_classification"}, "the task head"),
       key_int("model.num_labels", std::nullopt, 1, big, "classes; null: the dataset's"),
+      key_string("model.pair_features", "concat", enum_name_list(pair_features_names()),
+                 "pair tasks: the head reads [u, v] (Mega's) or [u, v, u*v, u-v] (LRA's)"),
       key_string("model.pooling", "mean", enum_name_list(pooling_names()), "sentence representation: mean of tokens or the first"),
       key_int("model.classifier_layers", 1, 0, 16, "hidden Linear+activation layers before the output projection"),
       key_int("model.classifier_hidden_size", std::nullopt, 1, big, "null: hidden_size"),

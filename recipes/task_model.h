@@ -8,6 +8,7 @@
 
 #include "data/task.h"
 #include "nn/lra_classifier.h"
+#include "nn/lra_dual_encoder.h"
 
 namespace mega {
 
@@ -41,10 +42,28 @@ class SequenceClassifierModel : public TaskModel {
   LraClassifier classifier_;
 };
 
+// The dual encoder over a pair of token sequences (Retrieval): one shared Mega encoder reads ids and
+// pair_ids, the head reads their pooled vectors combined (nn/lra_dual_encoder.h).
+class DualEncoderModel : public TaskModel {
+ public:
+  explicit DualEncoderModel(const LraDualEncoderOptions& options) : encoder_(options) {}
+  Var forward(const Batch& batch, Rng& rng) override;
+  Module& module() override { return encoder_; }
+  const Module& module() const override { return encoder_; }
+  const MegaConfig& encoder_config() const override { return encoder_.options().classifier.encoder; }
+  nlohmann::json config_json() const override { return encoder_.config_json(); }
+  const LraDualEncoderOptions& options() const { return encoder_.options(); }
+
+ private:
+  LraDualEncoder encoder_;
+};
+
 // The model for the task's input (its kind; for pixels, the normalisation) from classifier options built
 // from a recipe or a config.json: the one switch over input kinds.
-std::unique_ptr<TaskModel> make_task_model(const TaskInput& input, const LraClassifierOptions& options);
-// A saved model (config.json) for a task with this input.
+// pair_features: how a pair task's head combines the two documents (model.pair_features); unused otherwise.
+std::unique_ptr<TaskModel> make_task_model(const TaskInput& input, const LraClassifierOptions& options,
+                                           PairFeatures pair_features = PairFeatures::Concat);
+// A saved model (config.json) for a task with this input; a pair task's must be a dual encoder's.
 std::unique_ptr<TaskModel> task_model_from_config_json(const TaskInput& input, const nlohmann::json& config);
 
 }  // namespace mega

@@ -96,7 +96,8 @@ LraClassifierOptions classifier_options_from_recipe(const Recipe& r, const TaskI
 std::unique_ptr<TaskModel> build_model(const Recipe& recipe) {
   const TaskDescription task = describe_task(recipe);
   try {
-    return make_task_model(task.input, classifier_options_from_recipe(recipe, task_info(recipe)));
+    return make_task_model(task.input, classifier_options_from_recipe(recipe, task_info(recipe)),
+                           pair_features_from_name(recipe.get_string("model.pair_features")));
   } catch (const Error& e) {
     fail(locate_problem(recipe, "model.", e.what(), "model.head"));
   }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "data/task.h"
 #include "recipes/recipe.h"
@@ -273,12 +274,20 @@ TEST(Validate, ModelConstructionErrorsNameTheRecipeKeyBeforeAnyDataIsRead) {
   EXPECT_NE(train.exit_code, 0);
   EXPECT_NE(train.output.find("<command line>:2: model.chunk_size: [config]"), std::string::npos) << train.output;
   EXPECT_FALSE(fs::exists(data_dir)) << "train generated data before failing on the model";
-  // The shipped recipes validate.
-  for (const char* name : {"listops.yaml", "listops_small.yaml"}) {
-    Output ok = run_mega("validate " + source_dir() + "/recipes/configs/lra/" + name);
-    EXPECT_EQ(ok.exit_code, 0) << name << "\n" << ok.output;
-    EXPECT_NE(ok.output.find("task listops: tokens input, vocabulary 17, 10 labels, metric accuracy"),
-              std::string::npos)
-        << ok.output;
+  // Every shipped recipe validates: each .yaml under recipes/configs, whatever its task.
+  std::vector<fs::path> recipes;
+  for (const auto& entry : fs::recursive_directory_iterator(source_dir() + "/recipes/configs"))
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml") recipes.push_back(entry.path());
+  EXPECT_GE(recipes.size(), 2u);
+  for (const fs::path& path : recipes) {
+    Output ok = run_mega("validate " + path.string());
+    EXPECT_EQ(ok.exit_code, 0) << path << "\n" << ok.output;
+    const std::string task = load_recipe(path.string()).data.task;
+    EXPECT_NE(ok.output.find("task " + task + ": "), std::string::npos) << path << "\n" << ok.output;
+    if (task == "listops") {
+      EXPECT_NE(ok.output.find("task listops: tokens input, vocabulary 17, 10 labels, metric accuracy"),
+                std::string::npos)
+          << ok.output;
+    }
   }
 }
