@@ -28,6 +28,7 @@ const std::map<std::string, Command>& commands() {
       {"eval", {mega::cli::eval, "evaluate a checkpoint: 'mega eval RECIPE.yaml --checkpoint DIR'"}},
       {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},
       {"lra-data", {mega::cli::lra_data, "State of the Union as LRA Text/Retrieval in their release layouts"}},
+      {"lra-table", {mega::cli::lra_table, "the LRA table of finished runs next to the Mega paper's row"}},
   };
   return table;
 }
