@@ -315,11 +315,13 @@ TEST(LraTable, PrintsOurRunsNextToThePaperRow) {
         other + ": its task is not an LRA task; skipped"})
     EXPECT_NE(table.output.find(expected), std::string::npos) << "missing: " << expected << "\n" << table.output;
   // Path-X is Pathfinder at 128 x 128; with all six, the average.
-  std::string all = image + " " + listops;
-  all += " " + run("text", "text", "", "{\"split\":\"test\",\"test_accuracy\":0.6}\n");
-  all += " " + run("retrieval", "retrieval", "", "{\"split\":\"test\",\"test_accuracy\":0.7}\n");
-  all += " " + run("pf32", "pathfinder", "  pathfinder:\n    resolution: 32\n", "{\"split\":\"test\",\"test_accuracy\":0.75}\n");
-  all += " " + run("pf128", "pathfinder", "  pathfinder:\n    resolution: 128\n", "{\"split\":\"test\",\"test_accuracy\":0.55}\n");
+  const std::vector<std::string> six = {
+      image, listops, run("text", "text", "", "{\"split\":\"test\",\"test_accuracy\":0.6}\n"),
+      run("retrieval", "retrieval", "", "{\"split\":\"test\",\"test_accuracy\":0.7}\n"),
+      run("pf32", "pathfinder", "  pathfinder:\n    resolution: 32\n", "{\"split\":\"test\",\"test_accuracy\":0.75}\n"),
+      run("pf128", "pathfinder", "  pathfinder:\n    resolution: 128\n", "{\"split\":\"test\",\"test_accuracy\":0.55}\n")};
+  std::string all;
+  for (const std::string& dir : six) all.append(" ").append(dir);
   table = run_mega("lra-table " + all);
   ASSERT_EQ(table.exit_code, 0) << table.output;
   EXPECT_NE(table.output.find("ours            40.00      60.00      70.00      85.12      75.00      55.00      64.19"),
