@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 #include "core/error.h"
 #include "data/draws.h"
@@ -16,6 +17,7 @@ namespace mega {
 
 namespace {
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr uint32_t kIdxImagesMagic = 0x00000803;  // unsigned byte data, 3 dimensions
 constexpr uint32_t kIdxLabelsMagic = 0x00000801;  // unsigned byte data, 1 dimension
 
@@ -225,6 +227,100 @@ std::string find_fashion_mnist(const std::string& dir) {
              " lacks {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]",
              dir.empty() ? " (Debian: apt-get install dataset-fashion-mnist)" : "");
   return where;
+}
+
+// ---- The task rows ----
+
+namespace {
+
+constexpr int64_t kImageTokenPad = 256;  // the token variant's padding: no grey level takes it
+
+TaskKey number_key(std::string name, double value, double min, double max, std::string help) {
+  return TaskKey{.name = std::move(name), .default_value = value, .min = min, .max = max, .choices = {},
+                 .help = std::move(help)};
+}
+
+TaskInput pixel_input(const TaskSettings& s) {
+  return TaskInput{.kind = InputKind::Pixels, .vocab_size = 256, .pad_id = 0, .pixel_mean = s.get_float("pixel_mean"),
+                   .pixel_std = s.get_float("pixel_std")};
+}
+
+// Each image cut to data.max_length steps, as every task's sequences are.
+TaskSplits task_splits(ImageSplits splits, int64_t max_length) {
+  for (auto* split : {&splits.train, &splits.val, &splits.test})
+    for (SequenceExample& e : *split)
+      if (max_length > 0 && static_cast<int64_t>(e.ids.size()) > max_length) e.ids.resize(static_cast<size_t>(max_length));
+  return TaskSplits{std::move(splits.train), std::move(splits.val), std::move(splits.test)};
+}
+
+TaskDescription describe_image(const TaskSettings& s) {
+  TaskDescription d;
+  if (s.get_string("input") == "tokens")
+    d.input = TaskInput{.kind = InputKind::Tokens, .vocab_size = 257, .pad_id = kImageTokenPad, .pixel_mean = 0,
+                        .pixel_std = 1};
+  else d.input = pixel_input(s);
+  d.num_labels = kImageClasses;
+  d.metric = Metric::Accuracy;
+  d.files = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin",
+             "test_batch.bin"};
+  return d;
+}
+
+TaskSplits load_image(const DataSource& source) {
+  MEGA_CHECK(cifar10_dataset_exists(source.dir), "data.dir '", source.dir,
+             "' lacks CIFAR-10's binary release (data_batch_1.bin .. data_batch_5.bin, test_batch.bin; the "
+             "cifar-10-batches-bin folder of cifar-10-binary.tar.gz)");
+  return task_splits(load_cifar10(source.dir, ValidationSplit{source.settings.get_float("val_fraction"), std::nullopt}),
+                     source.max_length);
+}
+
+TaskDescription describe_fashion_mnist(const TaskSettings& s) {
+  TaskDescription d;
+  d.input = pixel_input(s);
+  d.num_labels = kImageClasses;
+  d.metric = Metric::Accuracy;
+  for (const char* name : kMnistFiles) d.files.push_back(std::string(name) + "[.gz]");
+  return d;
+}
+
+TaskSplits load_fashion_mnist(const DataSource& source) {
+  MEGA_CHECK(mnist_family_dataset_exists(source.dir), "data.dir '", source.dir,
+             "' lacks {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (Debian: apt-get install "
+             "dataset-fashion-mnist, then data.dir=", kDebianFashionMnistDir, ")");
+  return task_splits(
+      load_mnist_family(source.dir, ValidationSplit{source.settings.get_float("val_fraction"), std::nullopt}),
+      source.max_length);
+}
+
+}  // namespace
+
+Task image_task() {
+  return Task{
+      .name = "image",
+      .help = "LRA Image: CIFAR-10 (binary release) as 1024 grey steps, 10 classes; pixels or grey-level tokens",
+      .keys = {TaskKey{.name = "input", .default_value = std::string("pixels"), .min = -kInf, .max = kInf,
+                       .choices = {"pixels", "tokens"},
+                       .help = "pixels: real-valued embedding (Mega); tokens: an embedding per grey level (LRA)"},
+               number_key("pixel_mean", 0.48, 0, 1, "pixels: (v / 255 - pixel_mean) / pixel_std"),
+               number_key("pixel_std", 0.24, 1e-6, 1e6, "pixels: (v / 255 - pixel_mean) / pixel_std"),
+               number_key("val_fraction", 0.1, 0, 0.99, "the tail of the training batches held out for validation")},
+      .check = nullptr,
+      .describe = describe_image,
+      .load = load_image,
+  };
+}
+
+Task fashion_mnist_task() {
+  return Task{
+      .name = "fashion_mnist",
+      .help = "Fashion-MNIST (or any MNIST-family IDX set) as 784 pixel steps, 10 classes",
+      .keys = {number_key("pixel_mean", 0.2860, 0, 1, "(v / 255 - pixel_mean) / pixel_std"),
+               number_key("pixel_std", 0.3530, 1e-6, 1e6, "(v / 255 - pixel_mean) / pixel_std"),
+               number_key("val_fraction", 0.1, 0, 0.99, "the tail of the training file held out for validation")},
+      .check = nullptr,
+      .describe = describe_fashion_mnist,
+      .load = load_fashion_mnist,
+  };
 }
 
 }  // namespace mega

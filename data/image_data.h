@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/batching.h"
+#include "data/task.h"
 
 namespace mega {
 
@@ -76,5 +77,20 @@ constexpr const char* kDebianFashionMnistDir = "/usr/share/datasets/fashion-mnis
 // `dir` when it holds the four IDX files; with `dir` empty, the Debian location when it does. Otherwise
 // an error saying where it looked and how to get the files (apt-get install dataset-fashion-mnist).
 std::string find_fashion_mnist(const std::string& dir = "");
+
+// ---- The task rows (data/task.h) ----
+
+// data.task: image, LRA's Image task: CIFAR-10's binary release in data.dir, grey, 1024 steps, 10 classes,
+// train = the first 90% of data_batch_1..5 (data.image.val_fraction), val = the rest, test = test_batch.
+// data.image.input: pixels (default; the real-valued embedding of Mega, normalised by
+// data.image.pixel_mean / pixel_std, Mega's --pixel-normalization 0.48 0.24) or tokens (LRA's token
+// variant: each grey level an id of a learned embedding; the vocabulary is 257 so that padding, id 256,
+// is none of the 256 levels: black keeps a trainable embedding of its own).
+Task image_task();
+// data.task: fashion_mnist: an MNIST-family IDX set in data.dir (Debian's dataset-fashion-mnist installs
+// Fashion-MNIST in kDebianFashionMnistDir), 784 pixel steps, 10 classes; train = the first 90% of the
+// training file (data.fashion_mnist.val_fraction), val the rest, test = t10k. pixel_mean / pixel_std
+// default to Fashion-MNIST's training-set statistics (0.2860, 0.3530); set them for MNIST (0.1307, 0.3081).
+Task fashion_mnist_task();
 
 }  // namespace mega

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "data/image_data.h"
 #include "data/listops.h"
 #include "data/lra_text_tasks.h"
 
@@ -11,7 +12,9 @@ namespace mega {
 
 namespace {
 // The one table: a task is one line here (its row is built in its own data file).
-std::vector<Task> build_table() { return {listops_task(), text_task(), retrieval_task()}; }
+std::vector<Task> build_table() {
+  return {listops_task(), text_task(), retrieval_task(), image_task(), fashion_mnist_task()};
+}
 
 std::vector<Task>& table() {
   static std::vector<Task> rows = build_table();

@@ -15,6 +15,7 @@ int validate(const Args& args);
 int listops_data(const Args& args);
 int lra_data(const Args& args);
 int pathfinder_data(const Args& args);
+int lra_table(const Args& args);
 int hf_run(const Args& args);
 int generate(const Args& args);
 int train(const Args& args);

@@ -19,23 +19,36 @@ std::unique_ptr<TaskModel> make_task_model(const TaskInput& input, const LraClas
                                            PairFeatures pair_features) {
   switch (input.kind) {
     case InputKind::Tokens: return std::make_unique<SequenceClassifierModel>(options);
+    case InputKind::Pixels: {
+      // The same classifier, its encoder fed by the pixel embedding with the task's normalisation.
+      LraClassifierOptions pixels = options;
+      pixels.input = LraInput::Pixels;
+      pixels.pixel_mean = input.pixel_mean;
+      pixels.pixel_std = input.pixel_std;
+      return std::make_unique<SequenceClassifierModel>(pixels);
+    }
     case InputKind::TokenPair:
       return std::make_unique<DualEncoderModel>(LraDualEncoderOptions{.classifier = options,
                                                                       .pair_features = pair_features});
-    case InputKind::Pixels: break;
   }
-  fail("[task_model] no model for input kind '", input_kind_name(input.kind),
-       "' yet (nn/lra_classifier's pixel embedding and dual encoder come with those tasks)");
+  fail("[task_model] unknown input kind ", static_cast<int>(input.kind));
 }
 
 std::unique_ptr<TaskModel> task_model_from_config_json(const TaskInput& input, const nlohmann::json& config) {
-  switch (input.kind) {
-    case InputKind::TokenPair:
-      return std::make_unique<DualEncoderModel>(LraDualEncoder::options_from_config_json(config));
-    case InputKind::Tokens:
-    case InputKind::Pixels: break;
+  if (input.kind == InputKind::TokenPair)
+    return std::make_unique<DualEncoderModel>(LraDualEncoder::options_from_config_json(config));
+  const LraClassifierOptions options = LraClassifier::options_from_config_json(config);
+  // A saved model keeps the input it was trained on: its kind must be the task's, and a pixel model
+  // keeps its own normalisation (its weights were learnt on it), whatever the recipe now says.
+  const bool pixels = input.kind == InputKind::Pixels;
+  MEGA_CHECK((options.input == LraInput::Pixels) == pixels, "[task_model] config.json describes a model over ",
+             lra_input_name(options.input), ", the task's input is ", input_kind_name(input.kind));
+  TaskInput saved = input;
+  if (pixels) {
+    saved.pixel_mean = options.pixel_mean;
+    saved.pixel_std = options.pixel_std;
   }
-  return make_task_model(input, LraClassifier::options_from_config_json(config));
+  return make_task_model(saved, options);
 }
 
 }  // namespace mega

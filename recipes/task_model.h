@@ -27,7 +27,8 @@ class TaskModel {
   virtual nlohmann::json config_json() const = 0;
 };
 
-// The LRA classifier over one sequence of token ids (ListOps, Text).
+// The LRA classifier over one sequence: token ids (ListOps, Text, Image as tokens) or pixel intensities
+// through the pixel embedding (Image, Fashion-MNIST, Pathfinder).
 class SequenceClassifierModel : public TaskModel {
  public:
   explicit SequenceClassifierModel(const LraClassifierOptions& options) : classifier_(options) {}
