@@ -21,6 +21,7 @@
 #include "core/safetensors.h"
 #include "gradcheck_util.h"
 #include "nn/lra_classifier.h"
+#include "tests/process_util.h"
 
 namespace fs = std::filesystem;
 using mega::Tensor;
@@ -32,10 +33,7 @@ const fs::path kFixtures = fs::path(MEGA_FIXTURES_DIR);
 const fs::path kCausal = kFixtures / "pub14_clm_incremental_softmax_rotary";  // V = 64, (2, 10) inputs
 const fs::path kTokenTypes = kFixtures / "pub03_mlm_layernorm_laplace_simple_tokentypes";  // type_vocab_size 2
 
-struct Result {
-  int exit_code = -1;  // 128 + signal when killed, as a shell reports it; 124: timed out
-  std::string output;
-};
+using Result = mega::testing::CommandResult;
 
 class BadInput : public ::testing::Test {
  protected:
@@ -51,17 +49,7 @@ class BadInput : public ::testing::Test {
   fs::path path(const std::string& name) const { return dir_ / name; }
 
   Result run_mega(const std::string& arguments, const std::string& environment = "") const {
-    const fs::path log = dir_ / "output.txt";
-    std::string command = "OMP_WAIT_POLICY=PASSIVE " + environment + " timeout 60 " + MEGA_BINARY + " " + arguments +
-                          " > " + log.string() + " 2>&1";
-    int status = std::system(command.c_str());
-    Result run;
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    run.output = text.str();
-    return run;
+    return mega::testing::run_mega_command(arguments, dir_ / "output.txt", environment + " timeout 60");
   }
 
   // Writes an inputs file of the given tensors and returns its path.

@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/process_util.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -58,24 +60,12 @@ fs::path recipe() {
   return path;
 }
 
-struct Result {
-  int exit_code = -1;  // 128 + signal when killed, as a shell reports it
-  std::string output;
-};
+using Result = mega::testing::CommandResult;
 
 Result train(const std::string& run_name, const std::string& extra = "", const std::string& environment = "") {
-  fs::path log = root() / (run_name + ".out");
-  std::string command = "OMP_WAIT_POLICY=PASSIVE " + environment + " " + MEGA_BINARY + " train " +
-                        recipe().string() + " output_dir=" + (root() / run_name).string() + " " + extra + " > " +
-                        log.string() + " 2>&1";
-  int status = std::system(command.c_str());
-  Result run;
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  std::ifstream in(log);
-  std::stringstream text;
-  text << in.rdbuf();
-  run.output = text.str();
-  return run;
+  return mega::testing::run_mega_command(
+      "train " + recipe().string() + " output_dir=" + (root() / run_name).string() + " " + extra,
+      root() / (run_name + ".out"), environment);
 }
 
 // Every metrics row without its throughput, the one field that measures the machine rather than the run.

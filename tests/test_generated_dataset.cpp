@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "data/generated_dataset.h"
+#include "tests/process_util.h"
 
 namespace fs = std::filesystem;
 
@@ -108,10 +109,7 @@ TEST_F(GeneratedDatasetTest, AMarkedFolderMissingAFileIsRefused) {
 }
 
 int run_mega(const std::string& arguments, const fs::path& log, const std::string& environment = "") {
-  std::string command = "OMP_WAIT_POLICY=PASSIVE " + environment + " " + std::string(MEGA_BINARY) + " " + arguments +
-                        " > " + log.string() + " 2>&1";
-  int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return mega::testing::run_mega_command(arguments, log, environment).exit_code;
 }
 
 // A small ListOps recipe: a 40-example generated set of short expressions.

