@@ -5,12 +5,13 @@
 
 #include "core/error.h"
 #include "data/listops.h"
+#include "data/pathfinder.h"
 
 namespace mega {
 
 namespace {
 // The one table: a task is one line here (its row is built in its own data file).
-std::vector<Task> build_table() { return {listops_task()}; }
+std::vector<Task> build_table() { return {listops_task(), pathfinder_task()}; }
 
 std::vector<Task>& table() {
   static std::vector<Task> rows = build_table();

@@ -13,11 +13,18 @@ Var SequenceClassifierModel::forward(const Batch& batch, Rng& rng) {
 std::unique_ptr<TaskModel> make_task_model(const TaskInput& input, const LraClassifierOptions& options) {
   switch (input.kind) {
     case InputKind::Tokens: return std::make_unique<SequenceClassifierModel>(options);
-    case InputKind::Pixels:
+    case InputKind::Pixels: {
+      // The same classifier reading intensities through its pixel embedding, normalised as the task says.
+      LraClassifierOptions pixels = options;
+      pixels.input = LraInput::Pixels;
+      pixels.pixel_mean = input.pixel_mean;
+      pixels.pixel_std = input.pixel_std;
+      return std::make_unique<SequenceClassifierModel>(pixels);
+    }
     case InputKind::TokenPair: break;
   }
   fail("[task_model] no model for input kind '", input_kind_name(input.kind),
-       "' yet (nn/lra_classifier's pixel embedding and dual encoder come with those tasks)");
+       "' yet (nn/lra_classifier's dual encoder comes with Retrieval)");
 }
 
 std::unique_ptr<TaskModel> task_model_from_config_json(const TaskInput& input, const nlohmann::json& config) {
