@@ -28,7 +28,7 @@ using mega::testing::error_of;
 
 namespace {
 
-const fs::path kFixtures = fs::path(MEGA_SHARED_DIR) / "fixtures" / "hf_mega";
+const fs::path kFixtures = fs::path(MEGA_FIXTURES_DIR);
 const fs::path kCausal = kFixtures / "pub14_clm_incremental_softmax_rotary";  // V = 64, (2, 10) inputs
 const fs::path kTokenTypes = kFixtures / "pub03_mlm_layernorm_laplace_simple_tokentypes";  // type_vocab_size 2
 
