@@ -95,7 +95,7 @@ void generate_dataset(const std::string& dir, const GeneratedDataset& dataset) {
   fs::create_directories(tmp);
   dataset.write(tmp.string());
   for (const std::string& file : dataset.files) {
-    MEGA_CHECK(fs::is_regular_file(tmp / file), "the ", dataset.generator, " generator did not write ", file);
+    MEGA_CHECK(fs::is_regular_file(tmp / file) || fs::is_directory(tmp / file), "the ", dataset.generator, " generator did not write ", file);
     fsync_path(tmp / file);
   }
   // Fault injection for the tests (tests/test_generated_dataset.cpp): MEGA_FAULT_KILL_IN_GENERATE=1 makes

@@ -18,7 +18,7 @@ constexpr const char* kGeneratedMarker = ".generated.json";
 struct GeneratedDataset {
   std::string generator;           // e.g. "listops"
   nlohmann::json settings;         // a flat object: every setting that changes the files
-  std::vector<std::string> files;  // the names `write` creates
+  std::vector<std::string> files;  // the names `write` creates (files, or folders of files)
   std::function<void(const std::string& folder)> write;  // writes `files` into an existing, empty folder
 };
 

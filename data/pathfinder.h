@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/batching.h"
+#include "data/task.h"
 
 namespace mega {
 
@@ -55,5 +56,10 @@ PathfinderSplits split_pathfinder(std::vector<SequenceExample> examples, uint64_
 // load_pathfinder_images(pathfinder_dir(root, resolution, difficulty), resolution), then the split.
 PathfinderSplits load_pathfinder(const std::string& root, int64_t resolution, const std::string& difficulty,
                                  uint64_t split_seed);
+
+// The task row (data/lra_pathfinder_task.cpp), data.task = pathfinder: keys data.pathfinder.{resolution,
+// difficulty, split_seed, count, seed}; with data.generate it writes `count` images with our generator
+// into data.dir/pathfinder<res>/ (atomically, through data/generated_dataset.h). Path-X: resolution 128.
+Task pathfinder_task();
 
 }  // namespace mega

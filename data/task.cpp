@@ -7,13 +7,14 @@
 #include "data/image_data.h"
 #include "data/listops.h"
 #include "data/lra_text_tasks.h"
+#include "data/pathfinder.h"
 
 namespace mega {
 
 namespace {
 // The one table: a task is one line here (its row is built in its own data file).
 std::vector<Task> build_table() {
-  return {listops_task(), text_task(), retrieval_task(), image_task(), fashion_mnist_task()};
+  return {listops_task(), text_task(), retrieval_task(), image_task(), fashion_mnist_task(), pathfinder_task()};
 }
 
 std::vector<Task>& table() {
