@@ -10,6 +10,7 @@
 
 #include "nn/mega_model.h"
 #include "recipes/commands.h"
+#include "recipes/cli_options.h"
 
 namespace po = boost::program_options;
 
@@ -76,12 +77,7 @@ int generate(const Args& args) {
       "seed", po::value(&seed)->default_value(0), "sampling seed")(
       "ignore-eos", po::bool_switch(&ignore_eos), "keep going after the end-of-sequence token");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(description).run(), vm);
-  if (vm.count("help")) {
-    std::cout << description;
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_command_options(args, description, vm)) return 0;
   // Comparisons written so that NaN fails them.
   // Each new token costs a cached step over every kept key: far past a million is a typo, not a run.
   MEGA_CHECK(max_new_tokens >= 0 && max_new_tokens <= kMaxNewTokens, "--max-new-tokens must be in 0..", kMaxNewTokens,

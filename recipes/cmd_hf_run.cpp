@@ -9,6 +9,7 @@
 #include "core/safetensors.h"
 #include "nn/hf_run.h"
 #include "recipes/commands.h"
+#include "recipes/cli_options.h"
 
 namespace po = boost::program_options;
 
@@ -54,12 +55,7 @@ int hf_run(const Args& args) {
       "with --incremental: add incremental_prefill.logits (the first K tokens in one call)")(
       "seed", po::value(&seed)->default_value(0), "dropout seed");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(description).run(), vm);
-  if (vm.count("help")) {
-    std::cout << description;
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_command_options(args, description, vm)) return 0;
   MEGA_CHECK(options.prefill == 0 || options.incremental, "--prefill needs --incremental");
   MEGA_CHECK(seed >= 0, "--seed must be 0 or more, got ", seed);
   options.seed = static_cast<uint64_t>(seed);

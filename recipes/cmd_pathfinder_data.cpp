@@ -10,6 +10,7 @@
 #include "data/pathfinder.h"
 #include "data/pathfinder_gen.h"
 #include "recipes/commands.h"
+#include "recipes/cli_options.h"
 
 namespace po = boost::program_options;
 
@@ -33,12 +34,7 @@ int pathfinder_data(const Args& args) {
       "images per imgs/<n> folder and metadata/<n>.npy file")(
       "threads", po::value(&threads), "threads (as 'mega --threads N'; default MEGA_NUM_THREADS or every core)");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(description).run(), vm);
-  if (vm.count("help")) {
-    std::cout << description;
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_command_options(args, description, vm)) return 0;
   if (vm.count("threads")) set_num_threads(threads);
 
   const PathfinderGeneratorOptions options = pathfinder_preset(resolution, difficulty);
