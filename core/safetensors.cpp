@@ -2,6 +2,8 @@
 // dtypes mega has (F32, F64, F16, BF16, I64, I32, BOOL); any other dtype is refused, not converted.
 #include "core/safetensors.h"
 
+#include "core/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -220,16 +222,6 @@ void check_layout(const std::string& path, std::vector<Entry>& entries, uint64_t
 }
 
 // Writes all of `bytes` or fails naming the path; write() may write less than asked.
-void write_all(int fd, const char* bytes, size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, bytes, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("[safetensors] ", path, ": write failed: ", std::strerror(errno));
-    bytes += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 SafetensorsFile load_safetensors(const std::string& path) {
@@ -305,37 +297,12 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   char length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-  const std::string tmp = path + ".tmp";
-  // A fresh file: a stale temporary (or a symlink planted under its name) is removed, never written
-  // through, so nothing outside `path` can be truncated.
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) fail("[safetensors] ", path, ": cannot create ", tmp, ": ", std::strerror(errno));
-  try {
-    write_all(fd, length, 8, path);
-    write_all(fd, text.data(), text.size(), path);
-    for (const auto& [name, t] : order) write_all(fd, static_cast<const char*>(t.raw()), t.nbytes(), path);
-    if (::fsync(fd) != 0) fail("[safetensors] ", path, ": fsync failed: ", std::strerror(errno));
-    if (::close(fd) != 0) {
-      fd = -1;
-      fail("[safetensors] ", path, ": close failed: ", std::strerror(errno));
-    }
-    fd = -1;
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      fail("[safetensors] ", path, ": cannot rename ", tmp, " over it: ", std::strerror(errno));
-    }
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  // Make the rename itself durable; a failure here loses nothing that was promised, so it is ignored.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  // A torn or half-written checkpoint is never left under `path` (core/atomic_file.h).
+  AtomicFile file(path);
+  file.write(length, 8);
+  file.write(text);
+  for (const auto& [name, t] : order) file.write(t.raw(), t.nbytes());
+  file.commit();
 }
 
 }  // namespace mega

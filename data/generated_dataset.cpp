@@ -2,14 +2,19 @@
 #include "data/generated_dataset.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace fs = std::filesystem;
@@ -22,14 +27,6 @@ fs::path folder_path(const std::string& dir) {
   fs::path path = fs::absolute(dir).lexically_normal();
   if (!path.has_filename()) path = path.parent_path();  // "data/listops/" names the folder listops
   return path;
-}
-
-void fsync_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 nlohmann::json read_marker(const fs::path& path) {
@@ -57,6 +54,28 @@ std::string setting_differences(const nlohmann::json& had, const nlohmann::json&
 }
 
 }  // namespace
+
+GenerationLock::GenerationLock(const std::string& dir) {
+  const fs::path folder = folder_path(dir);
+  fs::create_directories(folder.parent_path());
+  std::string name(".");  // appended: GCC 12's false -Wrestrict (bug 105329) on "." + std::string
+  const fs::path path = folder.parent_path() / name.append(folder.filename().string()).append(".lock");
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  MEGA_CHECK(fd_ >= 0, "cannot open the data lock '", path.string(), "': ", std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
+  std::printf("waiting for another process generating %s (holding %s) ...\n", dir.c_str(), path.c_str());
+  std::fflush(stdout);
+  while (::flock(fd_, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    const int error = errno;
+    ::close(fd_);
+    fail("cannot lock '", path.string(), "': ", std::strerror(error));
+  }
+}
+
+GenerationLock::~GenerationLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
 
 bool generated_dataset_ready(const std::string& dir, const GeneratedDataset& dataset) {
   const fs::path folder = folder_path(dir);
@@ -103,13 +122,7 @@ void generate_dataset(const std::string& dir, const GeneratedDataset& dataset) {
   if (const char* kill = std::getenv("MEGA_FAULT_KILL_IN_GENERATE"); kill && std::string(kill) == "1")
     std::raise(SIGKILL);
   const nlohmann::json marker = {{"generator", dataset.generator}, {"settings", dataset.settings}, {"files", dataset.files}};
-  {
-    std::ofstream out(tmp / kGeneratedMarker, std::ios::binary);
-    out << marker.dump(2) << "\n";
-    out.flush();
-    MEGA_CHECK(out.good(), "cannot write '", (tmp / kGeneratedMarker).string(), "'");
-  }
-  fsync_path(tmp / kGeneratedMarker);
+  write_file_atomically((tmp / kGeneratedMarker).string(), marker.dump(2) + "\n");
   fsync_path(tmp);
   if (!fs::exists(folder) || fs::is_empty(folder)) {
     fs::rename(tmp, folder);  // replaces an empty folder

@@ -27,6 +27,20 @@ struct GeneratedDataset {
 // the files without the marker (files not written by the generator are never overwritten), a marker
 // of another generator or of other settings (each differing setting named), or a file the marker
 // lists but the folder lacks.
+// Held around generated_dataset_ready + generate_dataset: an flock on the sibling ".NAME.lock", so two
+// runs sharing one data.dir do not generate into it at once; the second waits (saying so) and then
+// finds the first one's complete output.
+class GenerationLock {
+ public:
+  explicit GenerationLock(const std::string& dir);
+  ~GenerationLock();
+  GenerationLock(const GenerationLock&) = delete;
+  GenerationLock& operator=(const GenerationLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 bool generated_dataset_ready(const std::string& dir, const GeneratedDataset& dataset);
 
 // Generates `dataset` into `dir`, which generated_dataset_ready found without it: into the sibling

@@ -254,6 +254,7 @@ TaskDescription describe_listops(const TaskSettings&) {
 TaskSplits load_listops(const DataSource& source) {
   if (source.generate) {
     const GeneratedDataset generated = listops_generated_dataset(source.settings);
+    const GenerationLock lock(source.dir);
     if (!generated_dataset_ready(source.dir, generated)) {
       std::printf("generating ListOps into %s ...\n", source.dir.c_str());
       std::fflush(stdout);

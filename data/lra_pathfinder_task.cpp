@@ -60,6 +60,7 @@ TaskSplits load_pathfinder_task(const DataSource& source) {
   const std::string difficulty = pathfinder_difficulty(s.get_string("difficulty"));
   if (source.generate) {
     const GeneratedDataset generated = pathfinder_generated_dataset(s);
+    const GenerationLock lock(source.dir);
     if (!generated_dataset_ready(source.dir, generated)) {
       std::printf("generating %lld Pathfinder-%lld (%s) images into %s ...\n", static_cast<long long>(s.get_int("count")),
                   static_cast<long long>(resolution), difficulty.c_str(), source.dir.c_str());

@@ -3,9 +3,9 @@
 #include "nn/config.h"
 
 #include <cstdio>
-#include <fstream>
 #include <limits>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "nn/config_fields.h"
 #include "core/json_file.h"
@@ -149,14 +149,7 @@ MegaConfig MegaConfig::load(const std::string& path) {
 }
 
 void MegaConfig::save(const std::string& path) const {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    MEGA_CHECK(out, "[config] cannot write ", tmp);
-    out << to_json().dump(2) << "\n";
-    MEGA_CHECK(out.good(), "[config] writing ", tmp, " failed");
-  }
-  MEGA_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "[config] cannot rename ", tmp, " to ", path);
+  write_file_atomically(path, to_json().dump(2) + "\n");
 }
 
 }  // namespace mega

@@ -1,8 +1,6 @@
 // Atomic checkpoint folders with retention.
 #include "recipes/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,8 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/json_file.h"
 #include "core/safetensors.h"
 
@@ -29,19 +27,18 @@ std::string step_name(int64_t step) {
   return name;
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.flush();
-  MEGA_CHECK(out.good(), "cannot write '", path.string(), "'");
+// A checkpoint's folder name: step- and the step's digits, nothing else (a stray "step-old" or
+// "step-1 copy" is not a checkpoint and never counts towards the ones kept).
+bool is_step_name(const std::string& name) {
+  const size_t prefix = std::char_traits<char>::length(kPrefix);
+  return name.size() > prefix && name.rfind(kPrefix, 0) == 0 &&
+         std::all_of(name.begin() + prefix, name.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-void fsync_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+std::string hidden_name(const std::string& name, const char* suffix) {
+  // Built by appending: GCC 12 warns falsely (-Wrestrict, bug 105329) on "." + std::string.
+  std::string hidden(".");
+  return hidden.append(name).append(suffix);
 }
 
 // read_json_file refuses a folder, a device or a huge file by name, where an ifstream would fail with
@@ -69,24 +66,32 @@ const char* bad_values(const Tensor& tensor, bool must_be_non_negative) {
 
 }  // namespace
 
-CheckpointDir::CheckpointDir(const std::string& run_dir) : root_((fs::path(run_dir) / "checkpoints").string()) {}
+CheckpointDir::CheckpointDir(const std::string& run_dir) : root_((fs::path(run_dir) / "checkpoints").string()) {
+  // A kill between the two renames of a replacing save leaves the step only under .step-N.old: put it
+  // back, so the newest checkpoint is never lost to that moment.
+  if (!fs::is_directory(root_)) return;
+  for (const auto& entry : fs::directory_iterator(root_)) {
+    const std::string name = entry.path().filename().string();
+    const std::string suffix = ".old";
+    if (!entry.is_directory() || name.size() <= suffix.size() + 1 || name[0] != '.' ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string step = name.substr(1, name.size() - 1 - suffix.size());
+    if (is_step_name(step) && !fs::exists(fs::path(root_) / step)) fs::rename(entry.path(), fs::path(root_) / step);
+  }
+}
 
 std::string CheckpointDir::save(int64_t step, const Checkpoint& checkpoint, int64_t keep_last,
                                 std::optional<int64_t> keep_also) {
   fs::create_directories(root_);
   fs::path final_dir = fs::path(root_) / step_name(step);
-  // Built by appending: GCC 12 warns falsely (-Wrestrict, bug 105329) on "." + std::string.
-  std::string tmp_name(".");
-  tmp_name.append(step_name(step)).append(".tmp");
-  fs::path tmp_dir = fs::path(root_) / tmp_name;
+  fs::path tmp_dir = fs::path(root_) / hidden_name(step_name(step), ".tmp");
   fs::remove_all(tmp_dir);
   fs::create_directories(tmp_dir);
-  write_text(tmp_dir / "config.json", checkpoint.config.dump(2) + "\n");
+  write_file_atomically((tmp_dir / "config.json").string(), checkpoint.config.dump(2) + "\n");
   save_safetensors((tmp_dir / "model.safetensors").string(), checkpoint.model, {{"format", "pt"}});
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), checkpoint.optimizer);
-  write_text(tmp_dir / "trainer_state.json", checkpoint.trainer_state.dump(2) + "\n");
-  for (const char* file : {"config.json", "trainer_state.json"}) fsync_path(tmp_dir / file);
-  fsync_path(tmp_dir);
+  write_file_atomically((tmp_dir / "trainer_state.json").string(), checkpoint.trainer_state.dump(2) + "\n");
   // Fault injection for the kill-and-resume tests (tests/test_trainer.cpp): MEGA_FAULT_KILL_IN_SAVE=N
   // makes the process SIGKILL itself while saving step N, with the temporary folder written and not yet
   // renamed: the worst moment for a kill.
@@ -95,9 +100,8 @@ std::string CheckpointDir::save(int64_t step, const Checkpoint& checkpoint, int6
     std::raise(SIGKILL);
   // A checkpoint of the same step (a rerun after resuming) is replaced whole: the old one is renamed
   // aside before the new one takes its name, and removed only then, so at no moment is neither on disk.
-  std::string old_name(".");
-  old_name.append(step_name(step)).append(".old");
-  const fs::path old_dir = fs::path(root_) / old_name;
+  // A kill between the two renames is repaired by the constructor.
+  const fs::path old_dir = fs::path(root_) / hidden_name(step_name(step), ".old");
   fs::remove_all(old_dir);
   const bool replacing = fs::exists(final_dir);
   if (replacing) fs::rename(final_dir, old_dir);
@@ -119,7 +123,7 @@ std::vector<std::string> CheckpointDir::list() const {
   if (!fs::is_directory(root_)) return found;
   for (const auto& entry : fs::directory_iterator(root_)) {
     std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind(kPrefix, 0) == 0) found.push_back(entry.path().string());
+    if (entry.is_directory() && is_step_name(name)) found.push_back(entry.path().string());
   }
   std::sort(found.begin(), found.end());  // zero-padded step numbers sort as numbers
   return found;
@@ -129,6 +133,15 @@ std::optional<std::string> CheckpointDir::newest() const {
   std::vector<std::string> all = list();
   if (all.empty()) return std::nullopt;
   return all.back();
+}
+
+std::string CheckpointDir::set_aside(const std::string& dir) {
+  const fs::path folder(dir);
+  const fs::path aside = folder.parent_path() / hidden_name(folder.filename().string(), ".unusable");
+  fs::remove_all(aside);
+  fs::rename(folder, aside);
+  fsync_path(root_);
+  return aside.string();
 }
 
 Checkpoint CheckpointDir::load(const std::string& dir) {

@@ -3,7 +3,8 @@
 // trainer_state.json (step, RNG and data position, best metric). A checkpoint is written into a hidden
 // temporary folder and renamed into place, so a kill while saving never leaves a half checkpoint
 // under a real name; a checkpoint of a step saved again replaces the old one, which is renamed aside
-// first and removed last. Loading validates the files, and refuses NaN or infinite weights and
+// first and removed last (a kill between the two renames is repaired when the folder is next opened).
+// Only folders named step-<digits> are checkpoints. Loading validates the files, and refuses NaN or infinite weights and
 // negative second moments (run_folder.h picks the newest checkpoint that loads).
 #pragma once
 #include <map>
@@ -35,6 +36,10 @@ class CheckpointDir {
   // Complete checkpoints, oldest first (temporary folders of an interrupted save are not listed).
   std::vector<std::string> list() const;
   std::optional<std::string> newest() const;
+  // Renames a checkpoint that cannot be resumed from (a resume skipped it) to .step-N.unusable, kept
+  // for inspection but no longer listed, so it neither blocks the next resume nor counts as kept.
+  // Returns the new path.
+  std::string set_aside(const std::string& dir);
 
   // Reads and validates one checkpoint folder (files, finite tensors, exp_avg_sq >= 0); errors name the
   // folder and the file.

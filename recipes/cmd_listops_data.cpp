@@ -25,6 +25,7 @@ int listops_data(const Args& args) {
   MEGA_CHECK(d.task == "listops", "listops-data: the recipe's data.task is '", d.task, "'");
   const GeneratedDataset generated =
       listops_generated_dataset(d.source.settings);
+  const GenerationLock lock(d.source.dir);
   if (generated_dataset_ready(d.source.dir, generated)) {
     std::printf("%s already holds this generation (%s); nothing written\n", d.source.dir.c_str(), kGeneratedMarker);
   } else {

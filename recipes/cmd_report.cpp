@@ -1,7 +1,9 @@
 // `mega report RUN_DIR [RUN_DIR ...] [-o report.html] [--loss-scale auto|linear|log]`: one self-contained
 // HTML page comparing the runs (recipes/report.h).
+#include <filesystem>
 #include <iostream>
 
+#include "core/atomic_file.h"
 #include "recipes/commands.h"
 #include "recipes/report.h"
 
@@ -48,6 +50,8 @@ int report(const Args& args) {
     runs.push_back(read_run(dir));
     for (const std::string& note : runs.back().notes) std::cerr << "mega report: " << dir << ": " << note << "\n";
   }
+  if (const auto folder = std::filesystem::path(out).parent_path(); !folder.empty())
+    std::filesystem::create_directories(folder);
   write_file_atomically(out, render_report(runs, version_text(), options));
   std::cout << "report: " << out << "\n";
   return 0;

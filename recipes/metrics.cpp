@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace mega {
@@ -104,14 +105,7 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(pat
       kept += '\n';
     }
     if (changed) {
-      std::string tmp = path + ".tmp";
-      {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << kept;
-        out.flush();
-        MEGA_CHECK(out.good(), "cannot write '", tmp, "'");
-      }
-      std::filesystem::rename(tmp, path);
+      write_file_atomically(path, kept);
     }
   }
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -134,19 +134,6 @@ std::vector<double> ema_smooth(const std::vector<double>& values, double weight)
   return out;
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    MEGA_CHECK(out.good(), "cannot write '", tmp, "'");
-  }
-  fs::rename(tmp, target);
-}
-
 namespace {
 
 std::string number(double v, int digits = 4) {

@@ -44,7 +44,4 @@ std::vector<double> ema_smooth(const std::vector<double>& values, double weight)
 
 std::string html_escape(const std::string& text);
 
-// Writes `text` to `path` through a temporary in the same folder and a rename.
-void write_file_atomically(const std::string& path, const std::string& text);
-
 }  // namespace mega

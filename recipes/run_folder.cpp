@@ -203,6 +203,7 @@ std::optional<ResumePoint> newest_valid_checkpoint(const CheckpointDir& checkpoi
   const std::vector<std::string> all = checkpoints.list();
   if (all.empty()) return std::nullopt;
   std::string reasons;
+  std::vector<std::string> skipped;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
       const int64_t folder_step = step_of_folder(*it);
@@ -213,9 +214,11 @@ std::optional<ResumePoint> newest_valid_checkpoint(const CheckpointDir& checkpoi
       point.state = TrainerState::from_json(point.checkpoint.trainer_state, state_file);
       MEGA_CHECK(point.state.step == folder_step, "checkpoint file '", state_file, "': 'step' is ", point.state.step,
                  " in a folder named for step ", folder_step);
+      point.skipped = skipped;
       return point;
     } catch (const Error& e) {
       warnings.push_back(std::string("skipped checkpoint ") + *it + ": " + e.what());
+      skipped.push_back(*it);
       reasons += "\n  " + std::string(e.what());
     }
   }

@@ -68,11 +68,13 @@ struct ResumePoint {
   std::string dir;
   Checkpoint checkpoint;
   TrainerState state;
+  std::vector<std::string> skipped;  // newer checkpoint folders that did not load, newest first
 };
 
 // The newest checkpoint of `checkpoints` that loads and validates (files, finite weights, optimizer
 // state, trainer state, the step its folder is named after). Every newer one skipped adds a line to
-// `warnings`. No checkpoint at all: nullopt; checkpoints but none valid: an error with every reason.
+// `warnings` and names the folder in ResumePoint::skipped (the trainer sets those aside with
+// CheckpointDir::set_aside once the resume is known to work). No checkpoint at all: nullopt; checkpoints but none valid: an error with every reason.
 std::optional<ResumePoint> newest_valid_checkpoint(const CheckpointDir& checkpoints, std::vector<std::string>& warnings);
 
 }  // namespace mega

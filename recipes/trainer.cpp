@@ -8,10 +8,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/safetensors.h"
@@ -160,17 +160,6 @@ TaskSplits load_data(const Recipe& recipe, const TaskDescription& description) {
 int64_t pad_multiple(const TaskModel& model) {
   const MegaConfig& c = model.encoder_config();
   return c.use_chunking ? c.chunk_size : 1;
-}
-
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    MEGA_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-  }
-  fs::rename(tmp, path);
 }
 
 // Fault injection for the kill-and-resume tests: MEGA_FAULT_KILL_AFTER_STEP=N makes the process SIGKILL
@@ -325,7 +314,13 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   if (!resumed) fs::remove(metrics_path);  // a fresh run starts a fresh log
   MetricsLog metrics(metrics_path.string(), resumed ? state.step : -1);  // the last check before writing
-  write_text_atomically(run_dir / "recipe.yaml", recipe_to_yaml(recipe));
+  write_file_atomically((run_dir / "recipe.yaml").string(), recipe_to_yaml(recipe));
+  if (resumed) {
+    for (const std::string& dir : resumed->skipped) {
+      const std::string aside = checkpoints.set_aside(dir);
+      std::fprintf(stderr, "warning: set the unusable checkpoint %s aside as %s\n", dir.c_str(), aside.c_str());
+    }
+  }
   if (t.tensorboard) metrics.add_sink(std::make_unique<TensorBoardSink>((run_dir / "tb").string()));
   Progress progress(total, state.step, options.terminal);
   if (resumed) progress.message("resumed from " + resumed->dir + " at step " + std::to_string(state.step));

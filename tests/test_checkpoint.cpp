@@ -88,6 +88,33 @@ TEST(Checkpoint, SavingAStepAgainReplacesItWhole) {
   EXPECT_FALSE(fs::exists(run / "checkpoints" / ".step-00000003.tmp"));
 }
 
+TEST(Checkpoint, AReplaceKilledBetweenItsRenamesIsRepairedOnOpening) {
+  fs::path run = fresh_dir("ckpt_replace_killed");
+  CheckpointDir(run.string()).save(4, sample(4), 3);
+  // The moment between "step-4 renamed aside" and ".step-4.tmp renamed into place".
+  fs::rename(run / "checkpoints" / "step-00000004", run / "checkpoints" / ".step-00000004.old");
+  CheckpointDir reopened(run.string());
+  ASSERT_TRUE(reopened.newest().has_value());
+  EXPECT_EQ(fs::path(*reopened.newest()).filename(), "step-00000004");
+  EXPECT_EQ(CheckpointDir::load(*reopened.newest()).model.at("w").at(0), 4.0);
+  EXPECT_FALSE(fs::exists(run / "checkpoints" / ".step-00000004.old"));
+}
+
+TEST(Checkpoint, OnlyStepDigitFoldersCountAndUnusableOnesAreSetAside) {
+  fs::path run = fresh_dir("ckpt_names");
+  CheckpointDir dir(run.string());
+  for (int64_t step = 1; step <= 3; ++step) dir.save(step, sample(step), 2);
+  for (const char* junk : {"step-old", "step-00000009 copy", "step-"}) fs::create_directories(run / "checkpoints" / junk);
+  ASSERT_EQ(dir.list().size(), 2u);  // the junk neither counts as kept nor is taken for the newest
+  EXPECT_EQ(fs::path(*dir.newest()).filename(), "step-00000003");
+  dir.save(4, sample(4), 2);
+  EXPECT_EQ(fs::path(dir.list().front()).filename(), "step-00000003");
+  const std::string aside = dir.set_aside(*dir.newest());
+  EXPECT_EQ(fs::path(aside).filename(), ".step-00000004.unusable");
+  EXPECT_TRUE(fs::exists(fs::path(aside) / "model.safetensors"));  // kept for inspection
+  EXPECT_EQ(fs::path(*dir.newest()).filename(), "step-00000003");
+}
+
 TEST(Checkpoint, NonFiniteWeightsAndNegativeSecondMomentsAreRefused) {
   fs::path run = fresh_dir("ckpt_nonfinite");
   CheckpointDir dir(run.string());

@@ -6,12 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include "core/error.h"
 #include "data/generated_dataset.h"
@@ -106,6 +109,25 @@ TEST_F(GeneratedDatasetTest, AMarkedFolderMissingAFileIsRefused) {
   fs::remove(dir / "b.txt");
   const std::string error = error_of([&] { mega::generated_dataset_ready(dir.string(), counting(3)); });
   EXPECT_NE(error.find("lacks b.txt"), std::string::npos) << error;
+}
+
+// Two runs sharing a data.dir: the second waits for the first's lock instead of generating beside it.
+TEST_F(GeneratedDatasetTest, ASecondGeneratorWaitsForTheLockOfTheFirst) {
+  const fs::path dir = root_ / "counting";
+  std::atomic<bool> second_has_lock{false};
+  std::thread second;
+  {
+    const mega::GenerationLock first(dir.string());
+    second = std::thread([&] {
+      const mega::GenerationLock lock(dir.string());
+      second_has_lock = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_FALSE(second_has_lock.load()) << "the lock did not exclude a second holder";
+  }
+  second.join();
+  EXPECT_TRUE(second_has_lock.load());
+  EXPECT_TRUE(fs::exists(root_ / ".counting.lock"));
 }
 
 int run_mega(const std::string& arguments, const fs::path& log, const std::string& environment = "") {

@@ -177,6 +177,9 @@ TEST_F(Trainer, CorruptNewestCheckpointIsSkippedForTheNewestValidOne) {
   EXPECT_EQ(log.losses, reference_->losses);  // step 10 was trained again and its checkpoint replaced
   EXPECT_EQ(log.evals, reference_->evals);
   EXPECT_FALSE(fs::exists(root() / "corrupt" / "checkpoints" / ".step-00000010.old"));
+  // The truncated checkpoint was set aside once the resume worked, then step 10 was saved afresh.
+  EXPECT_NE(resumed.output.find("set the unusable checkpoint"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(fs::exists(root() / "corrupt" / "checkpoints" / ".step-00000010.unusable" / "model.safetensors"));
 }
 
 namespace {
