@@ -4,10 +4,9 @@
 #include <cmath>
 
 #include "ops/pointwise.h"
+#include "ops/vector_math.h"
 
 namespace mega {
-
-template <class T> static T sigmoid_of(T x) { return 1 / (1 + std::exp(-x)); }
 
 Var sigmoid(const Var& x) {
   return pointwise("sigmoid", x, [](auto v) { return sigmoid_of(v); },

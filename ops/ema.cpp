@@ -26,6 +26,7 @@
 #include "ops/fft.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"
+#include "ops/vector_math.h"
 
 namespace mega {
 namespace {
@@ -459,8 +460,6 @@ void fft_backward(const Tensor& gy, const Tensor& x, const std::vector<float>& t
     }
   });
 }
-
-template <class T> T sigmoid_of(T v) { return 1 / (1 + std::exp(-v)); }
 
 }  // namespace
 
