@@ -1,6 +1,6 @@
 // The adaptive softmax loss and adaptive input at the WikiText-103 setup of Baevski & Auli (V 267735,
-// cutoffs 20000,60000, factor 4; 256 tokens of H 512 here), forward and backward, F32, next to what they replace: the
-// full-vocabulary softmax (linear + cross_entropy) and a plain embedding lookup with a projection.
+// cutoffs 20000,60000, factor 4; 256 tokens of H 512 here), forward and backward, F32, next to what they
+// replace: the full-vocabulary softmax (linear + cross_entropy) and a plain embedding lookup.
 // Targets are drawn Zipf-like (rank r with probability ~ 1/r), as in text, so most rows stay in the head.
 #include <algorithm>
 #include <cmath>
