@@ -41,5 +41,6 @@ void bench_norm(Table&, const Options&);
 void bench_ema(Table&, const Options&);
 void bench_attention(Table&, const Options&);
 void bench_model(Table&, const Options&);
+void bench_adaptive(Table&, const Options&);
 
 }  // namespace mega::bench

@@ -38,6 +38,7 @@ int bench(const Args& args) {
       {"ema", bench::bench_ema},
       {"attention", bench::bench_attention},
       {"model", bench::bench_model},
+      {"adaptive", bench::bench_adaptive},
   };
   std::cout << "threads: " << num_threads() << "\n";
   bench::Table table;
