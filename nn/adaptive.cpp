@@ -5,30 +5,14 @@
 #include <cmath>
 #include <string>
 
+#include "nn/init.h"
 #include "ops/dropout.h"
 #include "ops/shape.h"
 
 namespace mega {
 namespace {
 
-// One stream per parameter: element j ~ U(-bound, bound) (xavier_uniform when bound = sqrt(6 / (fan_in +
-// fan_out))) or N(0, std).
-void fill_uniform(Tensor& x, double bound, Rng& rng) {
-  const uint64_t stream = rng.next_stream();
-  Tensor values = Tensor::empty(x.shape(), DType::F64);
-  double* v = values.data<double>();
-  for (int64_t j = 0; j < x.numel(); ++j) v[j] = (2.0 * rng.uniform(stream, static_cast<uint64_t>(j)) - 1.0) * bound;
-  x.copy_from(values);
-}
-
-void fill_normal(Tensor& x, double std, Rng& rng) {
-  const uint64_t stream = rng.next_stream();
-  Tensor values = Tensor::empty(x.shape(), DType::F64);
-  double* v = values.data<double>();
-  for (int64_t j = 0; j < x.numel(); ++j) v[j] = std * rng.normal(stream, static_cast<uint64_t>(j));
-  x.copy_from(values);
-}
-
+// xavier_uniform draws U(-bound, bound) with bound = sqrt(6 / (fan_in + fan_out)).
 double xavier_bound(int64_t fan_in, int64_t fan_out) {
   return std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
 }

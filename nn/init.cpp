@@ -17,7 +17,8 @@ bool ends_with(const std::string& name, const std::string& suffix) {
 
 bool contains(const std::string& name, const std::string& part) { return name.find(part) != std::string::npos; }
 
-// x ~ N(0, std) from one stream: element i takes the normal of block i.
+}  // namespace
+
 void fill_normal(Tensor& x, double std, Rng& rng) {
   const uint64_t stream = rng.next_stream();
   Tensor values = Tensor::empty(x.shape(), DType::F64);
@@ -26,7 +27,13 @@ void fill_normal(Tensor& x, double std, Rng& rng) {
   x.copy_from(values);
 }
 
-}  // namespace
+void fill_uniform(Tensor& x, double bound, Rng& rng) {
+  const uint64_t stream = rng.next_stream();
+  Tensor values = Tensor::empty(x.shape(), DType::F64);
+  double* v = values.data<double>();
+  for (int64_t i = 0; i < x.numel(); ++i) v[i] = (2.0 * rng.uniform(stream, static_cast<uint64_t>(i)) - 1.0) * bound;
+  x.copy_from(values);
+}
 
 void init_mega_weights(Module& model, const MegaConfig& config, Rng& rng) {
   NoGradGuard no_grad;

@@ -22,4 +22,9 @@ namespace mega {
 
 void init_mega_weights(Module& model, const MegaConfig& config, Rng& rng);
 
+// The draws every rule above is made of, for modules with rules of their own (nn/adaptive.cpp): one
+// stream per tensor, element i from block i, so the result does not depend on the thread count.
+void fill_normal(Tensor& x, double std, Rng& rng);        // N(0, std)
+void fill_uniform(Tensor& x, double bound, Rng& rng);     // U(-bound, bound)
+
 }  // namespace mega

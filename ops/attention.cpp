@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -18,6 +17,7 @@
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/shape.h"
+#include "ops/vector_math.h"
 
 namespace mega {
 
@@ -233,23 +233,6 @@ T element_derivative(AttentionFunction f, T x) {
                                          : attention_scalar::relu2_derivative(x);
 }
 
-// e^x for the softmax rows: float by Cephes' expf (range reduction to r in [-ln2/2, ln2/2], a degree-6
-// polynomial, 2^n through the exponent bits; relative error about 2e-7, the order of PyTorch's own
-// vectorised exp), written without calls so that the row loops vectorise; double by std::exp.
-inline float softmax_exp(float x) {
-  x = std::clamp(x, -87.3f, 88.7f);
-  float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float poly = 1.9875691500e-4f;
-  poly = poly * r + 1.3981999507e-3f;
-  poly = poly * r + 8.3334519073e-3f;
-  poly = poly * r + 4.1665795894e-2f;
-  poly = poly * r + 1.6666665459e-1f;
-  poly = poly * r + 5.0000001201e-1f;
-  float y = poly * r * r + r + 1.0f;
-  return y * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-}
-inline double softmax_exp(double x) { return std::exp(x); }
 
 // Row (p, i) of the forward. In: row = qk^T. Out: row = saved state (softmax: the weights w; laplace /
 // relu2: the pre-activation x), weights_row = w (may alias row), mixed_row = w after dropout.
@@ -273,7 +256,7 @@ void forward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dro
     for (int64_t j = 0; j < n; ++j) top = std::max(top, row[j]);
     T total = 0;
 #pragma omp simd reduction(+ : total)
-    for (int64_t j = 0; j < n; ++j) total += (row[j] = softmax_exp(row[j] - top));
+    for (int64_t j = 0; j < n; ++j) total += (row[j] = exp_of(row[j] - top));
     T inverse = 1 / total;
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) row[j] *= inverse;
@@ -290,7 +273,7 @@ void forward_row(const Plan& plan, const KeyMasks& masks, const DropoutMask* dro
       }
     T total = 0;
     for (int64_t j = 0; j < n; ++j) {
-      row[j] = seen && j < end && visible[j] ? softmax_exp(row[j] - top) : T(0);
+      row[j] = seen && j < end && visible[j] ? exp_of(row[j] - top) : T(0);
       total += row[j];
     }
     T inverse = seen ? 1 / total : T(0);
