@@ -62,15 +62,31 @@ std::vector<int64_t> sequence_lengths(const std::vector<SequenceExample>& exampl
 std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& lengths, const BatchingOptions& options,
                                                 int64_t epoch);
 
+// What a training loop draws batches from, epoch after epoch: examples (BatchStream) or the segments of
+// a token stream (SegmentStream, data/lm_batching.h).
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual Batch next() = 0;  // the batch at position(), then advances (into the next epoch after the last)
+  virtual DataPosition position() const = 0;
+  virtual void set_position(DataPosition position) = 0;  // resume; the batch index must lie within its epoch
+  virtual int64_t batches_per_epoch() const = 0;  // a SegmentStream's vary by epoch: epoch 0's
+  // Where drawing `batches` batches from the start leads: a checkpoint's position must be there.
+  virtual DataPosition position_after(int64_t batches) const = 0;
+};
+
 // Endless iteration over a dataset, epoch after epoch, for a training loop. `examples` must outlive it.
-class BatchStream {
+class BatchStream : public BatchSource {
  public:
   BatchStream(const std::vector<SequenceExample>* examples, BatchingOptions options, int64_t pad_id = 0,
               int64_t pad_to_multiple = 1);
-  Batch next();  // the batch at position(), then advances (into the next epoch after the last)
-  DataPosition position() const { return position_; }
-  void set_position(DataPosition position);  // resume; the batch index must lie within its epoch
-  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  Batch next() override;
+  DataPosition position() const override { return position_; }
+  void set_position(DataPosition position) override;
+  int64_t batches_per_epoch() const override { return batches_per_epoch_; }
+  DataPosition position_after(int64_t batches) const override {
+    return {batches / batches_per_epoch_, batches % batches_per_epoch_};
+  }
 
  private:
   const std::vector<SequenceExample>* examples_;

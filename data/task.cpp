@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "data/image_data.h"
 #include "data/listops.h"
+#include "data/lm_data.h"
 #include "data/lra_text_tasks.h"
 #include "data/pathfinder.h"
 
@@ -14,7 +15,8 @@ namespace mega {
 namespace {
 // The one table: a task is one line here (its row is built in its own data file).
 std::vector<Task> build_table() {
-  return {listops_task(), text_task(), retrieval_task(), image_task(), fashion_mnist_task(), pathfinder_task()};
+  return {listops_task(), text_task(), retrieval_task(), image_task(), fashion_mnist_task(), pathfinder_task(),
+          wikitext_task(), enwik8_task(), text_corpus_task(), sotu_lm_task()};
 }
 
 std::vector<Task>& table() {
@@ -32,9 +34,19 @@ const char* input_kind_name(InputKind kind) {
   return "?";
 }
 
+const char* task_kind_name(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::Classification: return "classification";
+    case TaskKind::LanguageModel: return "language_model";
+  }
+  return "?";
+}
+
 const char* metric_name(Metric metric) {
   switch (metric) {
     case Metric::Accuracy: return "accuracy";
+    case Metric::Perplexity: return "perplexity";
+    case Metric::BitsPerByte: return "bits_per_byte";
   }
   return "?";
 }
@@ -95,6 +107,12 @@ const Task& task_named(const std::string& name) {
 
 void check_description(const std::string& task, const TaskDescription& d) {
   const TaskInput& in = d.input;
+  if (is_language_model(d)) {
+    MEGA_CHECK(in.kind == InputKind::Tokens, "[task] ", task, ": a language model reads tokens");
+    MEGA_CHECK(in.vocab_size == 0 || (in.pad_id >= 0 && in.pad_id < in.vocab_size), "[task] ", task, ": pad_id ",
+               in.pad_id, " outside the vocabulary of ", in.vocab_size);
+    return;
+  }
   MEGA_CHECK(d.num_labels >= 1, "[task] ", task, ": num_labels must be >= 1, got ", d.num_labels);
   if (in.kind == InputKind::Pixels) {
     MEGA_CHECK(in.vocab_size == 256 && in.pad_id == 0, "[task] ", task,
@@ -109,6 +127,15 @@ void check_description(const std::string& task, const TaskDescription& d) {
 void check_examples(const TaskDescription& description, const std::vector<SequenceExample>& examples,
                     const std::string& split) {
   const TaskInput& input = description.input;
+  if (is_language_model(description)) {
+    MEGA_CHECK(examples.size() == 1, "[task] a language model's ", split, " split is one token stream, got ",
+               examples.size(), " examples");
+    MEGA_CHECK(!examples[0].ids.empty(), "[task] the ", split, " split holds no tokens");
+    for (int64_t id : examples[0].ids)
+      MEGA_CHECK(id >= 0 && id < input.vocab_size, "[task] ", split, " token id ", id, " outside [0, ",
+                 input.vocab_size, ")");
+    return;
+  }
   const bool pair = input.kind == InputKind::TokenPair;
   const int64_t limit = input.kind == InputKind::Pixels ? 256 : input.vocab_size;
   auto check_ids = [&](const std::vector<int64_t>& ids, size_t index, const char* which) {

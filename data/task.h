@@ -17,11 +17,13 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "data/batching.h"
+#include "data/lm_data.h"
 
 namespace mega {
 
@@ -43,13 +45,21 @@ struct TaskInput {
   double pixel_std = 1;
 };
 
-// How predictions are scored. Accuracy for every LRA task; the enum leaves room for others.
-enum class Metric { Accuracy };
-const char* metric_name(Metric metric);  // "accuracy"
+// What is learnt: a label per sequence, or the next token of a stream (data/lm_data.h). A language
+// model's splits are one example each, holding the split's whole token stream, and come with the
+// vocabulary (TaskSplits::vocabulary); the trainer cuts train into segments and scores valid/test in blocks.
+enum class TaskKind { Classification, LanguageModel };
+const char* task_kind_name(TaskKind kind);  // "classification", "language_model"
+
+// How predictions are scored: accuracy for every LRA task; a language model's loss per token (nats) and
+// its perplexity (word level) or bits per byte (byte level).
+enum class Metric { Accuracy, Perplexity, BitsPerByte };
+const char* metric_name(Metric metric);  // "accuracy", "perplexity", "bits_per_byte"
 
 struct TaskDescription {
-  TaskInput input;
-  int64_t num_labels = 0;
+  TaskKind kind = TaskKind::Classification;
+  TaskInput input;       // a word-level language model's vocab_size is 0 here: it comes from the train split
+  int64_t num_labels = 0;  // classification only
   Metric metric = Metric::Accuracy;
   std::vector<std::string> files;  // what load reads in data.dir, for messages ("basic_train.tsv", ...)
 };
@@ -88,10 +98,14 @@ struct DataSource {
   int64_t max_length = 0;  // each sequence (each of a pair) is cut to this many steps
   bool generate = false;   // a row that can generate or fetch its data may do so when dir lacks it
   TaskSettings settings;   // data.<task>.*
+  // A language model evaluated from a checkpoint: the vocabulary saved with it, used instead of one
+  // built from train. Null: build it.
+  std::shared_ptr<const Vocabulary> vocabulary{};
 };
 
 struct TaskSplits {
   std::vector<SequenceExample> train, val, test;
+  std::shared_ptr<const Vocabulary> vocabulary{};  // language models: the ids' vocabulary
 };
 
 // A problem with one of a row's keys: `key` is relative ("min_length"); the recipe maps it to the origin
@@ -120,7 +134,9 @@ std::vector<std::string> task_names();         // every row's name, table order
 const Task* find_task(const std::string& name);  // nullptr when no row has the name
 const Task& task_named(const std::string& name);  // an error listing the known names when none has it
 
-// Checks a row's description is coherent: labels >= 1; tokens and pairs have a vocabulary holding pad_id;
+inline bool is_language_model(const TaskDescription& d) { return d.kind == TaskKind::LanguageModel; }
+
+// Checks a row's description is coherent: labels >= 1 (classification); tokens and pairs have a vocabulary holding pad_id;
 // pixels have vocab_size 256, pad_id 0 and pixel_std > 0. Errors name the task.
 void check_description(const std::string& task, const TaskDescription& description);
 

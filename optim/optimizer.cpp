@@ -98,7 +98,10 @@ std::vector<ParamGroup> decay_groups(const std::vector<std::pair<std::string, Va
                                      double weight_decay, const std::vector<std::string>& no_decay) {
   ParamGroup decay, keep;
   decay.weight_decay = weight_decay;
+  std::set<VariableImpl*> seen;
   for (const auto& [name, var] : named) {
+    // A tied weight is listed under each of its names (nn/module.h): it is one parameter, under its first.
+    if (!seen.insert(var.impl()).second) continue;
     bool excluded = false;
     for (const std::string& pattern : no_decay) excluded = excluded || name.find(pattern) != std::string::npos;
     ParamGroup& group = excluded ? keep : decay;

@@ -23,6 +23,7 @@ struct Checkpoint {
   std::map<std::string, Tensor> model;      // HF state-dict names
   std::map<std::string, Tensor> optimizer;  // the optimizer's state
   nlohmann::json trainer_state;             // step, rng, data position, best, ...
+  std::map<std::string, std::string> files; // other files of the model (a language model's dict.txt)
 };
 
 class CheckpointDir {

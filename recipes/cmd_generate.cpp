@@ -1,13 +1,20 @@
 // `mega generate`: continues a prompt of token ids with a causal Mega checkpoint, decoding through the
 // cache (each new token costs one cached step, not a forward over the whole prefix). Greedy, or
-// sampling with temperature, top-k and top-p (nucleus) from a seeded counter-based RNG.
+// sampling with temperature, top-k and top-p (nucleus) from a seeded counter-based RNG. A language model
+// trained here (its folder holds dict.txt and config.json's "mega_lm") takes the prompt as text (words or
+// bytes, read after the context token it was trained with: </s> or '\n') and prints text; --ids keeps ids.
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
+#include <filesystem>
+
+#include "core/json_file.h"
+#include "data/lm_data.h"
 #include "nn/mega_model.h"
 #include "recipes/commands.h"
 #include "recipes/cli_options.h"
@@ -64,11 +71,14 @@ int generate(const Args& args) {
   int64_t max_new_tokens = 20;
   int64_t seed = 0;  // signed, so that a negative seed is refused rather than wrapped to 2^64 - n
   bool ignore_eos = false;
+  bool ids_only = false;
   Sampling sampling;
   po::options_description description("mega generate options");
   description.add_options()("help,h", "show this help")(
       "model", po::value(&model_dir)->required(), "MegaForCausalLM checkpoint folder")(
-      "prompt", po::value(&prompt)->required(), "token ids separated by spaces, e.g. \"1 5 9\"")(
+      "prompt", po::value(&prompt)->required(),
+      "token ids separated by spaces, e.g. \"1 5 9\"; text for a language model with a vocabulary")(
+      "ids", po::bool_switch(&ids_only), "prompt and output as ids even when the model has a vocabulary")(
       "max-new-tokens", po::value(&max_new_tokens)->default_value(max_new_tokens), "tokens to generate")(
       "greedy", po::bool_switch(&sampling.greedy), "always take the most likely token")(
       "temperature", po::value(&sampling.temperature)->default_value(1.0), "softmax temperature (0: greedy)")(
@@ -88,10 +98,23 @@ int generate(const Args& args) {
   MEGA_CHECK(sampling.top_k >= 0, "--top-k must be 0 (all tokens) or more, got ", sampling.top_k);
   MEGA_CHECK(sampling.top_p > 0 && sampling.top_p <= 1, "--top-p must be in (0, 1], got ", sampling.top_p);
 
+  // A language model trained here maps text both ways through its saved vocabulary.
+  std::optional<Vocabulary> vocabulary;
+  namespace fs = std::filesystem;
+  if (!ids_only && fs::is_regular_file(fs::path(model_dir) / "dict.txt")) {
+    const nlohmann::json config = read_json_file((fs::path(model_dir) / "config.json").string());
+    if (config.contains("mega_lm") && config["mega_lm"].is_object() && config["mega_lm"].contains("unit"))
+      vocabulary = read_vocabulary(model_dir, token_unit_from_name(config["mega_lm"]["unit"].get<std::string>()));
+  }
   std::vector<int64_t> ids;
-  std::istringstream in(prompt);
-  for (int64_t id; in >> id;) ids.push_back(id);
-  MEGA_CHECK(!ids.empty() && in.eof(), "--prompt must be token ids separated by spaces, got '", prompt, "'");
+  if (vocabulary) {
+    ids = vocabulary->encode(prompt);
+    ids.insert(ids.begin(), vocabulary->begin_id());  // as training read every stream
+  } else {
+    std::istringstream in(prompt);
+    for (int64_t id; in >> id;) ids.push_back(id);
+    MEGA_CHECK(!ids.empty() && in.eof(), "--prompt must be token ids separated by spaces, got '", prompt, "'");
+  }
 
   MegaCheckpoint checkpoint = load_pretrained(model_dir);
   auto* lm = dynamic_cast<MegaForCausalLM*>(checkpoint.model.get());
@@ -113,6 +136,12 @@ int generate(const Args& args) {
     generated.push_back(next);
     if (!ignore_eos && checkpoint.config.eos_token_id && next == *checkpoint.config.eos_token_id) break;
     step.input_ids = Tensor::from(std::vector<int64_t>{next}, {1, 1});
+  }
+  if (vocabulary) {
+    MEGA_CHECK(vocabulary->size() == vocab, "[generate] dict.txt holds ", vocabulary->size(),
+               " symbols, the model's vocab_size is ", vocab);
+    std::cout << vocabulary->decode(generated) << "\n";
+    return 0;
   }
   for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? " " : "") << generated[i];
   std::cout << "\n";

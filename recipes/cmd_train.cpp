@@ -12,6 +12,20 @@
 
 namespace mega::cli {
 
+namespace {
+
+// "val loss 4.1234 nats/token, perplexity 61.78 (245569 tokens)" or "..., bits per byte 1.0200 (...)".
+void print_lm_result(const char* split, const EvalResult& r, Metric metric) {
+  if (metric == Metric::Perplexity)
+    std::printf("%s loss %.4f nats/token, perplexity %.2f (%lld tokens)\n", split, r.loss, r.perplexity,
+                static_cast<long long>(r.tokens));
+  else
+    std::printf("%s loss %.4f nats/byte, bits per byte %.4f (%lld bytes)\n", split, r.loss, r.bits_per_byte,
+                static_cast<long long>(r.tokens));
+}
+
+}  // namespace
+
 int train(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: mega train RECIPE.yaml [key.sub=value ...] [--resume]\n"
@@ -33,6 +47,11 @@ int train(const Args& args) {
   TrainSummary s = train(recipe, options);
   std::printf("done: %lld updates in %s, %.0f tokens/s\n", static_cast<long long>(s.steps),
               format_duration(s.seconds).c_str(), s.tokens_per_second);
+  if (s.metric != Metric::Accuracy) {
+    print_lm_result("val", s.val, s.metric);
+    print_lm_result("test", s.test, s.metric);
+    return 0;
+  }
   std::printf("val accuracy %.4f (best %.4f), val loss %.4f\n", s.val.accuracy, s.best_val_accuracy, s.val.loss);
   std::printf("test accuracy %.4f, test loss %.4f (%lld examples)\n", s.test.accuracy, s.test.loss,
               static_cast<long long>(s.test.examples));
@@ -60,6 +79,11 @@ int eval(const Args& args) {
   }
   Recipe recipe = load_recipe(args[0], overrides);
   EvalSummary s = evaluate_checkpoint(recipe, checkpoint);
+  if (s.metric != Metric::Accuracy) {
+    print_lm_result("val", s.val, s.metric);
+    print_lm_result("test", s.test, s.metric);
+    return 0;
+  }
   std::printf("val accuracy %.4f, val loss %.4f (%lld examples)\n", s.val.accuracy, s.val.loss,
               static_cast<long long>(s.val.examples));
   std::printf("test accuracy %.4f, test loss %.4f (%lld examples)\n", s.test.accuracy, s.test.loss,

@@ -67,6 +67,14 @@ int validate(const Args& args) {
   const TaskDescription task = describe_task(checked.recipe);
   std::cout << recipe_to_yaml(checked.recipe);
   std::cerr << "task " << checked.recipe.data.task << ": " << input_kind_name(task.input.kind) << " input";
+  if (is_language_model(task)) {
+    std::cerr << ", language model, vocabulary ";
+    if (task.input.vocab_size > 0) std::cerr << task.input.vocab_size;
+    else std::cerr << "from the train split";
+    std::cerr << ", metric " << metric_name(task.metric) << ", data in " << checked.recipe.data.source.dir << "\n";
+    std::cerr << "recipe OK: " << args[0] << "\n";
+    return 0;
+  }
   if (task.input.kind != InputKind::Pixels) std::cerr << ", vocabulary " << task.input.vocab_size;
   std::cerr << ", " << task.num_labels << " labels, metric " << metric_name(task.metric) << ", data in "
             << checked.recipe.data.source.dir << "\n";

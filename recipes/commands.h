@@ -21,6 +21,7 @@ int generate(const Args& args);
 int train(const Args& args);
 int eval(const Args& args);
 int report(const Args& args);
+int lm_baselines(const Args& args);
 
 // What `mega version` prints (also the machine section of `mega report`).
 std::string version_text();

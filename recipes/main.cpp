@@ -30,6 +30,7 @@ const std::map<std::string, Command>& commands() {
       {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},
       {"lra-data", {mega::cli::lra_data, "State of the Union as LRA Text/Retrieval in their release layouts"}},
       {"pathfinder-data", {mega::cli::pathfinder_data, "generate a Pathfinder/Path-X dataset (LRA layout)"}},
+      {"lm-baselines", {mega::cli::lm_baselines, "unigram and add-one bigram baselines of a language-model recipe"}},
       {"lra-table", {mega::cli::lra_table, "the LRA table of finished runs next to the Mega paper's row"}},
   };
   return table;

@@ -117,7 +117,19 @@ std::vector<KeySpec> build_schema() {
   const double big = 1e9;
   std::vector<KeySpec> s = {
       // ---- model: the task head (the MegaConfig keys before it come from the field table) ----
-      key_string("model.head", "sequence_classification", {"sequence_classification"}, "the task head"),
+      key_string("model.head", "sequence_classification", {"sequence_classification", "causal_lm"},
+                 "the task head: sequence_classification, or causal_lm for a language-modelling task"),
+      key_bool("model.tie_word_embeddings", true, "causal_lm: the output projection shares the word embeddings"),
+      // The adaptive input/softmax keys (Baevski & Auli 2019): refused until nn/adaptive.h is built.
+      key_bool("model.adaptive_input", false, "causal_lm: adaptive input embeddings (not built yet)"),
+      [] {
+        KeySpec cutoffs = make_spec("model.adaptive_softmax_cutoff", ValueType::FloatList, std::vector<double>{});
+        cutoffs.min = 1;
+        cutoffs.help = "causal_lm: adaptive softmax cluster cutoffs, e.g. [20000, 60000]; empty: full softmax (not built yet)";
+        return cutoffs;
+      }(),
+      key_float("model.adaptive_softmax_factor", 4.0, 1, 1e6, false, "causal_lm: each cluster's dimension shrinks by it"),
+      key_bool("model.tie_adaptive_weights", false, "causal_lm: tie adaptive input and softmax (not built yet)"),
       key_int("model.num_labels", std::nullopt, 1, big, "classes; null: the dataset's"),
       key_string("model.pair_features", "concat", enum_name_list(pair_features_names()),
                  "pair tasks: the head reads [u, v] (Mega's) or [u, v, u*v, u-v] (LRA's)"),
@@ -136,6 +148,10 @@ std::vector<KeySpec> build_schema() {
       key_int("data.max_length", 2000, 1, big, "each sequence (each of a pair) is cut to this many steps"),
       key_int("data.bucket_batches", 50, 1, big, "batches per length-sorted pool (1: no bucketing)"),
       key_bool("data.generate", false, "generate or fetch the task's data when data.dir lacks it"),
+      key_int("data.segment_chunks_min", 1, 1, 1e6, "language models: fewest chunks (model.chunk_size) per training row"),
+      key_int("data.segment_chunks_max", 1, 1, 1e6, "language models: most chunks per training row, drawn per batch"),
+      key_int("data.eval_length", std::nullopt, 1, 1e9,
+              "language models: evaluation block length; null: chunk_size * segment_chunks_max"),
       // ---- optim ----
       key_string("optim.name", "adamw", {"sgd", "adam", "adamw"}, "adam: L2 decay in the gradient; adamw: decoupled"),
       key_float("optim.lr", 1e-3, 0, 100, false, "peak learning rate"),
@@ -516,9 +532,28 @@ void check_cross_keys(const Recipe& r, Problems& problems) {
           r.get_int("model.shared_representation_size") % 2),
         "model.shared_representation_size", "must be even for the rotary bias, got ",
         r.get_int("model.shared_representation_size"));
-  check({"data.max_length", "model.max_positions"}, r.get_int("data.max_length") <= r.get_int("model.max_positions"),
-        "data.max_length", r.get_int("data.max_length"), " exceeds model.max_positions (",
-        r.get_int("model.max_positions"), ")");
+  // A language model's rows are segments of chunks (data.max_length does not apply to a stream).
+  bool language_model = false;
+  try {
+    language_model = is_language_model(task_named(r.data.task).describe(r.data.source.settings));
+  } catch (const Error&) {
+  }
+  if (language_model) {
+    const int64_t segment = r.get_int("model.chunk_size") * r.get_int("data.segment_chunks_max");
+    check({"model.chunk_size", "data.segment_chunks_max", "model.max_positions"},
+          !r.get_bool("model.use_chunking") || segment <= r.get_int("model.max_positions"), "data.segment_chunks_max",
+          "training rows of ", segment, " tokens (model.chunk_size x data.segment_chunks_max) exceed model.max_positions (",
+          r.get_int("model.max_positions"), ")");
+    check({"model.use_chunking"}, r.get_bool("model.use_chunking"), "model.use_chunking",
+          "a language model's rows are whole chunks: set model.use_chunking true and model.chunk_size");
+  } else {
+    check({"data.max_length", "model.max_positions"}, r.get_int("data.max_length") <= r.get_int("model.max_positions"),
+          "data.max_length", r.get_int("data.max_length"), " exceeds model.max_positions (",
+          r.get_int("model.max_positions"), ")");
+  }
+  check({"data.segment_chunks_min", "data.segment_chunks_max"},
+        r.get_int("data.segment_chunks_min") <= r.get_int("data.segment_chunks_max"), "data.segment_chunks_max",
+        "must be >= data.segment_chunks_min (", r.get_int("data.segment_chunks_min"), ")");
   check({"optim.nesterov", "optim.momentum", "optim.dampening"},
         !(r.get_bool("optim.nesterov") && (r.get_float("optim.momentum") <= 0 || r.get_float("optim.dampening") != 0)),
         "optim.nesterov", "needs optim.momentum > 0 and optim.dampening 0");

@@ -114,6 +114,7 @@ nlohmann::json TrainerState::to_json() const {
           {"batch", data.batch},
           {"rng_stream", rng_stream},
           {"best_val_accuracy", best_val_accuracy},
+          {"best_val_loss", best_val_loss},
           {"best_step", best_step},
           {"loss_since_log", loss_since_log},
           {"steps_since_log", steps_since_log},
@@ -161,7 +162,10 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
   s.rng_stream = j["rng_stream"].get<uint64_t>();
   s.best_step = int_field(j, "best_step", -1, s.step, file);
   MEGA_CHECK(s.best_step != 0, "checkpoint file '", file, "': 'best_step' is 0 (-1: none yet, else 1 to 'step')");
-  s.best_val_accuracy = number_field(j, "best_val_accuracy", s.best_step < 0 ? -1 : 0, s.best_step < 0 ? -1 : 1, file);
+  s.best_val_accuracy = number_field(j, "best_val_accuracy", -1, s.best_step < 0 ? -1 : 1, file);
+  // Checkpoints from before language models lack it: none.
+  if (j.contains("best_val_loss"))
+    s.best_val_loss = number_field(j, "best_val_loss", -1, s.best_step < 0 ? -1 : std::numeric_limits<double>::max(), file);
   s.loss_since_log = number_field(j, "loss_since_log", 0, std::numeric_limits<double>::max(), file);
   s.steps_since_log = int_field(j, "steps_since_log", 0, s.step, file);
   s.skipped_steps = int_field(j, "skipped_steps", 0, s.step, file);
@@ -170,16 +174,16 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
   return s;
 }
 
-void TrainerState::check_fits(const std::string& file, int64_t batches_per_epoch, int64_t accumulate,
+void TrainerState::check_fits(const std::string& file, const BatchSource& batches, int64_t accumulate,
                               int64_t total_updates) const {
   MEGA_CHECK(step <= total_updates, "checkpoint file '", file, "': the checkpoint is at step ", step,
              ", past the recipe's ", total_updates, " updates; raise train.max_steps (or max_epochs) to resume it");
   // Every update draws `accumulate` batches in order, so the position follows from the step.
   const int64_t drawn = step * accumulate;
-  const DataPosition expected{drawn / batches_per_epoch, drawn % batches_per_epoch};
+  const DataPosition expected = batches.position_after(drawn);
   MEGA_CHECK(data == expected, "checkpoint file '", file, "': data position epoch ", data.epoch, " batch ", data.batch,
              " does not follow from step ", step, " (expected epoch ", expected.epoch, " batch ", expected.batch,
-             " with ", batches_per_epoch, " batches per epoch): the checkpoint is damaged or from other data");
+             " with ", batches.batches_per_epoch(), " batches per epoch): the checkpoint is damaged or from other data");
 }
 
 // ---- Choosing the checkpoint to resume ----

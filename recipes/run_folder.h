@@ -49,7 +49,8 @@ struct TrainerState {
   int64_t step = 0;
   DataPosition data;
   uint64_t rng_stream = 0;
-  double best_val_accuracy = -1;
+  double best_val_accuracy = -1;  // classification's best; -1: none (or a language model, best by loss)
+  double best_val_loss = -1;      // a language model's best (lowest) valid loss per token; -1: none
   int64_t best_step = -1;
   double loss_since_log = 0;  // sum of the finite losses of the steps since the last log row
   int64_t steps_since_log = 0;  // how many losses loss_since_log holds
@@ -61,7 +62,7 @@ struct TrainerState {
   static TrainerState from_json(const nlohmann::json& j, const std::string& file);
   // Checks the state against the run the recipe describes: the data position must be where `step`
   // updates of `accumulate` batches lead, and `step` must not lie past `total_updates`.
-  void check_fits(const std::string& file, int64_t batches_per_epoch, int64_t accumulate, int64_t total_updates) const;
+  void check_fits(const std::string& file, const BatchSource& batches, int64_t accumulate, int64_t total_updates) const;
 };
 
 struct ResumePoint {

@@ -18,6 +18,9 @@ class TaskModel {
   // Logits (B, C) for a batch of the task's input kind: ids/mask for one sequence (token ids, or pixel
   // intensities), plus pair_ids/pair_mask for a pair task.
   virtual Var forward(const Batch& batch, Rng& rng) = 0;
+  // The training loss of a batch: cross-entropy of forward's logits against the labels; a language model
+  // (recipes/lm_objective.h) scores every target token instead.
+  virtual Var loss(const Batch& batch, Rng& rng);
   // Parameters, state_dict, train()/eval().
   virtual Module& module() = 0;
   virtual const Module& module() const = 0;

@@ -22,6 +22,7 @@
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "recipes/checkpoint.h"
+#include "recipes/lm_objective.h"
 #include "recipes/metrics.h"
 #include "recipes/run_folder.h"
 #include "recipes/tensorboard.h"
@@ -93,8 +94,20 @@ LraClassifierOptions classifier_options_from_recipe(const Recipe& r, const TaskI
   return o;
 }
 
-std::unique_ptr<TaskModel> build_model(const Recipe& recipe) {
+std::unique_ptr<TaskModel> build_model(const Recipe& recipe, int64_t lm_vocab_size) {
   const TaskDescription task = describe_task(recipe);
+  const bool lm_head = recipe.get_string("model.head") == "causal_lm";
+  if (lm_head != is_language_model(task))
+    fail(problem_at(recipe, "model.head",
+                    std::string("task ") + recipe.data.task + " is " + task_kind_name(task.kind) + ", which needs " +
+                        (is_language_model(task) ? "causal_lm" : "sequence_classification")));
+  if (is_language_model(task)) {
+    const TokenUnit unit = task.metric == Metric::BitsPerByte ? TokenUnit::Byte : TokenUnit::Word;
+    // A word-level vocabulary is known once train is read; before that (validate) a stand-in size.
+    const int64_t vocab = lm_vocab_size > 0 ? lm_vocab_size : task.input.vocab_size > 0 ? task.input.vocab_size
+                                                                                       : Vocabulary::kSpecials + 1;
+    return build_language_model(recipe, unit, vocab);
+  }
   try {
     return make_task_model(task.input, classifier_options_from_recipe(recipe, task_info(recipe)),
                            pair_features_from_name(recipe.get_string("model.pair_features")));
@@ -106,7 +119,10 @@ std::unique_ptr<TaskModel> build_model(const Recipe& recipe) {
 std::vector<std::string> check_setup(const Recipe& recipe) {
   std::vector<std::string> problems;
   try {
-    describe_task(recipe);
+    if (is_language_model(describe_task(recipe)) && recipe.train.max_steps == 0)
+      problems.push_back(problem_at(recipe, "train.max_epochs",
+                                    "a language model trains for train.max_steps: its epochs' batch counts "
+                                    "depend on the drawn segment lengths"));
   } catch (const Error& e) {
     return {e.what()};  // nothing after it can be built
   }
@@ -147,9 +163,14 @@ TaskSplits load_data(const Recipe& recipe, const TaskDescription& description) {
   TaskSplits splits;
   try {
     splits = task_named(recipe.data.task).load(recipe.data.source);
-    check_examples(description, splits.train, "train");
-    check_examples(description, splits.val, "val");
-    check_examples(description, splits.test, "test");
+    TaskDescription loaded = description;
+    if (is_language_model(description)) {  // the ids lie in the vocabulary the row read or built
+      MEGA_CHECK(splits.vocabulary, "a language-model row returned no vocabulary");
+      loaded.input.vocab_size = splits.vocabulary->size();
+    }
+    check_examples(loaded, splits.train, "train");
+    check_examples(loaded, splits.val, "val");
+    check_examples(loaded, splits.test, "test");
   } catch (const Error& e) {
     fail(problem_at(recipe, "data.dir", std::string("task ") + recipe.data.task + ": " + e.what()));
   }
@@ -174,8 +195,15 @@ std::optional<int64_t> fault_kill_after_step() {
 // ---- evaluate ----
 
 EvalResult evaluate(TaskModel& model, const std::vector<SequenceExample>& examples, const Recipe& recipe,
-                    const TaskDescription& task) {
+                    const TaskDescription& task, const Vocabulary* vocabulary = nullptr) {
   if (examples.empty()) return {};
+  if (is_language_model(task)) {  // the split is one stream, scored as fairseq's eval_lm
+    NoGradGuard no_grad;
+    const LmMetrics m = evaluate_stream(dynamic_cast<CausalLmModel&>(model), examples[0].ids, eval_length(recipe),
+                                        recipe.train.eval_batch_size, *vocabulary);
+    return EvalResult{.loss = m.loss, .accuracy = 0, .examples = 1, .perplexity = m.perplexity,
+                      .bits_per_byte = m.bits_per_byte, .tokens = m.tokens};
+  }
   MEGA_CHECK(task.metric == Metric::Accuracy, "[trainer] metric '", metric_name(task.metric), "' is not computed yet");
   model.module().eval();
   NoGradGuard no_grad;
@@ -202,15 +230,32 @@ EvalResult evaluate(TaskModel& model, const std::vector<SequenceExample>& exampl
   return EvalResult{loss_sum / n, static_cast<double>(correct) / n, static_cast<int64_t>(examples.size())};
 }
 
-nlohmann::json eval_row(int64_t step, const std::string& split, const EvalResult& result) {
-  return {{"step", step}, {"split", split}, {split + "_loss", result.loss}, {split + "_accuracy", result.accuracy}};
+nlohmann::json eval_row(int64_t step, const std::string& split, const EvalResult& result, const TaskDescription& task) {
+  nlohmann::json row = {{"step", step}, {"split", split}, {split + "_loss", result.loss}};
+  if (task.metric == Metric::Accuracy) row[split + "_accuracy"] = result.accuracy;
+  if (task.metric == Metric::Perplexity) row[split + "_perplexity"] = result.perplexity;
+  if (task.metric == Metric::BitsPerByte) row[split + "_bits_per_byte"] = result.bits_per_byte;
+  if (is_language_model(task)) row[split + "_tokens"] = result.tokens;
+  return row;
+}
+
+// "val loss 1.2345  val accuracy 0.5000" (or perplexity, bits per byte).
+std::string eval_text(const std::string& split, const EvalResult& result, const TaskDescription& task) {
+  char line[160];
+  const double value = task.metric == Metric::Accuracy     ? result.accuracy
+                       : task.metric == Metric::Perplexity ? result.perplexity
+                                                           : result.bits_per_byte;
+  std::snprintf(line, sizeof line, "%s loss %.4f  %s %s %.4f", split.c_str(), result.loss, split.c_str(),
+                metric_name(task.metric), value);
+  return line;
 }
 
 // ---- save ----
 
 void save(CheckpointDir& checkpoints, const TaskModel& model, const Optimizer& optimizer,
-          const TrainerState& state) {
+          const TrainerState& state, const Vocabulary* vocabulary) {
   Checkpoint checkpoint;
+  if (vocabulary) checkpoint.files["dict.txt"] = vocabulary->to_dict_text();
   checkpoint.config = model.config_json();
   checkpoint.model = model.module().state_dict();
   checkpoint.optimizer = optimizer.state_dict();
@@ -224,7 +269,7 @@ void save(CheckpointDir& checkpoints, const TaskModel& model, const Optimizer& o
 // Restores model and optimizer from a validated checkpoint and checks that its trainer state fits the
 // run the recipe describes; errors name the folder and the file.
 TrainerState restore(const ResumePoint& point, TaskModel& model, Optimizer& optimizer,
-                     const BatchStream& stream, const Recipe& recipe, int64_t total) {
+                     const BatchSource& stream, const Recipe& recipe, int64_t total) {
   const std::string& dir = point.dir;
   try {
     model.module().load_state_dict(point.checkpoint.model);
@@ -236,7 +281,7 @@ TrainerState restore(const ResumePoint& point, TaskModel& model, Optimizer& opti
   } catch (const Error& e) {
     fail("checkpoint '", dir, "': ", e.what(), " (in ", dir, "/optimizer.safetensors)");
   }
-  point.state.check_fits((fs::path(dir) / "trainer_state.json").string(), stream.batches_per_epoch(),
+  point.state.check_fits((fs::path(dir) / "trainer_state.json").string(), stream,
                          recipe.train.accumulate, total);
   return point.state;
 }
@@ -287,34 +332,44 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   // ---- setup ----
   if (t.threads > 0) set_num_threads(static_cast<int>(t.threads));
   // Everything the recipe alone decides is built first, so its errors come before any data is generated.
-  const TaskDescription task = describe_task(recipe);
-  std::unique_ptr<TaskModel> model = build_model(recipe);
+  TaskDescription task = describe_task(recipe);
+  // A language model's vocabulary (and so its size) comes from its train split: read before the model.
+  std::optional<TaskSplits> lm_data;
+  if (is_language_model(task)) lm_data = load_data(recipe, task);
+  MEGA_CHECK(!lm_data || t.max_steps > 0, problem_at(recipe, "train.max_epochs",
+                                                     "a language model trains for train.max_steps"));
+  std::unique_ptr<TaskModel> model = build_model(recipe, lm_data ? lm_data->vocabulary->size() : 0);
   Rng rng(t.seed);  // init draws its streams first, then every dropout call takes the next one
   init_mega_weights(model->module(), model->encoder_config(), rng);
   Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
                                    recipe.optim.no_decay),
                       recipe.optim.options);
-  TaskSplits data = load_data(recipe, task);
+  TaskSplits data = lm_data ? std::move(*lm_data) : load_data(recipe, task);
+  const Vocabulary* vocabulary = data.vocabulary.get();
   const std::vector<Var> params = all_params(optimizer.groups());
   BatchingOptions batching;
   batching.batch_size = t.batch_size;
   batching.shuffle = true;
   batching.seed = t.seed;
   batching.bucket_batches = recipe.data.bucket_batches;
-  BatchStream stream(&data.train, batching, task.input.pad_id, pad_multiple(*model));
-  const Schedule schedule = resolved_schedule(recipe, stream.batches_per_epoch());
-  const int64_t total = total_updates(recipe, stream.batches_per_epoch());
+  std::unique_ptr<BatchSource> stream;
+  if (is_language_model(task))
+    stream = std::make_unique<SegmentStream>(&data.train[0].ids, segment_options(recipe, *vocabulary));
+  else stream = std::make_unique<BatchStream>(&data.train, batching, task.input.pad_id, pad_multiple(*model));
+  const Schedule schedule = resolved_schedule(recipe, stream->batches_per_epoch());
+  const int64_t total = total_updates(recipe, stream->batches_per_epoch());
 
   TrainerState state;
   if (resumed) {
-    state = restore(*resumed, *model, optimizer, stream, recipe, total);
-    stream.set_position(state.data);
+    state = restore(*resumed, *model, optimizer, *stream, recipe, total);
+    stream->set_position(state.data);
     rng.set_stream_position(state.rng_stream);
   }
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   if (!resumed) fs::remove(metrics_path);  // a fresh run starts a fresh log
   MetricsLog metrics(metrics_path.string(), resumed ? state.step : -1);  // the last check before writing
   write_file_atomically((run_dir / "recipe.yaml").string(), recipe_to_yaml(recipe));
+  if (vocabulary) write_vocabulary(*vocabulary, run_dir.string());
   if (resumed) {
     for (const std::string& dir : resumed->skipped) {
       const std::string aside = checkpoints.set_aside(dir);
@@ -325,8 +380,11 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   Progress progress(total, state.step, options.terminal);
   if (resumed) progress.message("resumed from " + resumed->dir + " at step " + std::to_string(state.step));
   else
-    progress.message("training " + std::to_string(total) + " updates, " + std::to_string(data.train.size()) +
-                     " examples, run directory " + run_dir.string());
+    progress.message("training " + std::to_string(total) + " updates, " +
+                     (vocabulary ? std::to_string(data.train[0].ids.size()) + " tokens (vocabulary " +
+                                       std::to_string(vocabulary->size()) + ")"
+                                 : std::to_string(data.train.size()) + " examples") +
+                     ", run directory " + run_dir.string());
 
   const auto kill_after = fault_kill_after_step();
   const auto started = std::chrono::steady_clock::now();
@@ -339,8 +397,8 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   while (state.step < total) {
     double loss_sum = 0;
     for (int64_t micro = 0; micro < t.accumulate; ++micro) {
-      Batch batch = stream.next();
-      Var loss = cross_entropy(model->forward(batch, rng), batch.labels);
+      Batch batch = stream->next();
+      Var loss = model->loss(batch, rng);
       (loss * (1.0 / static_cast<double>(t.accumulate))).backward();
       loss_sum += loss.item();
       tokens_since_log += batch.tokens;
@@ -354,7 +412,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
     if (finite) optimizer.step(lr);
     optimizer.zero_grad();
     state.step += 1;
-    state.data = stream.position();
+    state.data = stream->position();
     state.rng_stream = rng.stream_position();
     if (kill_after && state.step == *kill_after) std::raise(SIGKILL);
     count_nonfinite_update(state, finite, t.max_nonfinite_steps);
@@ -387,22 +445,25 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
 
     bool new_best = false;
     if (state.step % t.eval_interval == 0 || state.step == total) {
-      const EvalResult val = evaluate(*model, data.val, recipe, task);
+      const EvalResult val = evaluate(*model, data.val, recipe, task, vocabulary);
       last_val = val;
-      metrics.write(eval_row(state.step, "val", val));
-      char line[160];
-      std::snprintf(line, sizeof line, "step %lld  val loss %.4f  val accuracy %.4f", static_cast<long long>(state.step),
-                    val.loss, val.accuracy);
-      progress.message(line);
-      // The accuracy of NaN logits is an accident of argmax: such an evaluation is never the best.
-      if (std::isfinite(val.loss) && val.accuracy > state.best_val_accuracy) {
-        state.best_val_accuracy = val.accuracy;
+      metrics.write(eval_row(state.step, "val", val, task));
+      progress.message("step " + std::to_string(state.step) + "  " + eval_text("val", val, task));
+      // The accuracy of NaN logits is an accident of argmax: such an evaluation is never the best. A
+      // language model's best is its lowest valid loss.
+      const bool better = is_language_model(task)
+                              ? state.best_step < 0 || val.loss < state.best_val_loss
+                              : val.accuracy > state.best_val_accuracy;
+      if (std::isfinite(val.loss) && better) {
+        if (is_language_model(task)) state.best_val_loss = val.loss;
+        else state.best_val_accuracy = val.accuracy;
         state.best_step = state.step;
         new_best = true;
       }
     }
     // The best model gets a checkpoint of its own, so retention can keep it.
-    if (state.step % t.save_interval == 0 || state.step == total || new_best) save(checkpoints, *model, optimizer, state);
+    if (state.step % t.save_interval == 0 || state.step == total || new_best)
+      save(checkpoints, *model, optimizer, state, vocabulary);
   }
   progress.finish();
 
@@ -411,10 +472,12 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   summary.seconds = seconds_since(started);
   summary.tokens_per_second = summary.seconds > 0 ? static_cast<double>(tokens_total) / summary.seconds : 0;
   summary.best_val_accuracy = state.best_val_accuracy;
-  summary.val = last_val ? *last_val : evaluate(*model, data.val, recipe, task);
-  summary.test = evaluate(*model, data.test, recipe, task);
+  summary.best_val_loss = state.best_val_loss;
+  summary.metric = task.metric;
+  summary.val = last_val ? *last_val : evaluate(*model, data.val, recipe, task, vocabulary);
+  summary.test = evaluate(*model, data.test, recipe, task, vocabulary);
   // A finished run resumed again already logged its test row.
-  if (!metrics.has_eval(state.step, "test")) metrics.write(eval_row(state.step, "test", summary.test));
+  if (!metrics.has_eval(state.step, "test")) metrics.write(eval_row(state.step, "test", summary.test, task));
   return summary;
 }
 
@@ -422,10 +485,20 @@ EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& dir) {
   const fs::path config_path = fs::path(dir) / "config.json", model_path = fs::path(dir) / "model.safetensors";
   MEGA_CHECK(fs::is_directory(dir), "checkpoint '", dir, "' is not a folder");
   const nlohmann::json config = read_json_file(config_path.string());  // names the file; refuses a folder or device
-  const TaskDescription task = describe_task(recipe);
+  TaskDescription task = describe_task(recipe);
   std::unique_ptr<TaskModel> model;
+  Recipe source = recipe;  // a language model's data is encoded with the checkpoint's vocabulary
   try {
-    model = task_model_from_config_json(task.input, config);
+    if (is_language_model(task)) {
+      model = language_model_from_config_json(config);
+      const TokenUnit unit = lm_unit_of_config(config);
+      source.data.source.vocabulary = std::make_shared<Vocabulary>(read_vocabulary(dir, unit));
+      task.input.vocab_size = source.data.source.vocabulary->size();
+      MEGA_CHECK(task.input.vocab_size == model->encoder_config().vocab_size, "dict.txt holds ", task.input.vocab_size,
+                 " symbols, the model's vocab_size is ", model->encoder_config().vocab_size);
+    } else {
+      model = task_model_from_config_json(task.input, config);
+    }
   } catch (const Error& e) {
     fail(e.what(), " (in ", config_path.string(), ")");
   }
@@ -435,10 +508,11 @@ EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& dir) {
     fail(e.what(), " (in ", model_path.string(), ")");
   }
   if (recipe.train.threads > 0) set_num_threads(static_cast<int>(recipe.train.threads));
-  TaskSplits data = load_data(recipe, task);
+  TaskSplits data = load_data(source, task);
   EvalSummary summary;
-  summary.val = evaluate(*model, data.val, recipe, task);
-  summary.test = evaluate(*model, data.test, recipe, task);
+  summary.metric = task.metric;
+  summary.val = evaluate(*model, data.val, recipe, task, data.vocabulary.get());
+  summary.test = evaluate(*model, data.test, recipe, task, data.vocabulary.get());
   return summary;
 }
 

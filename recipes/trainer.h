@@ -45,7 +45,9 @@ MegaConfig mega_config_from_recipe(const Recipe& recipe, const TaskInfo& task);
 LraClassifierOptions classifier_options_from_recipe(const Recipe& recipe, const TaskInfo& task);
 // The model the recipe's model section and its task's input kind call for (make_task_model). An error
 // in construction names the recipe key it comes from: "FILE:LINE: model.key: message".
-std::unique_ptr<TaskModel> build_model(const Recipe& recipe);
+// A language model's (model.head causal_lm, recipes/lm_objective.h) vocabulary size is lm_vocab_size when
+// known (its train split read), else the task's (a stand-in for a word-level one in `mega validate`).
+std::unique_ptr<TaskModel> build_model(const Recipe& recipe, int64_t lm_vocab_size = 0);
 
 // Builds what train builds from the recipe before reading data (task description, model, optimizer
 // groups, and the schedule when its length does not depend on the data) and returns every problem as
@@ -55,15 +57,20 @@ std::vector<std::string> check_setup(const Recipe& recipe);
 // ---- The driver ----
 
 struct EvalResult {
-  double loss = 0;      // mean cross-entropy per example
+  double loss = 0;      // mean cross-entropy per example (a language model: per token, nats)
   double accuracy = 0;  // fraction correct
   int64_t examples = 0;
+  double perplexity = 0;     // language models: exp(loss)
+  double bits_per_byte = 0;  // language models: loss / ln 2
+  int64_t tokens = 0;        // language models: tokens scored
 };
 
 struct TrainSummary {
   int64_t steps = 0;
   EvalResult val, test;
   double best_val_accuracy = 0;
+  double best_val_loss = -1;  // language models: the best (lowest) valid loss
+  Metric metric = Metric::Accuracy;
   double seconds = 0;           // wall time of this process's training loop
   double tokens_per_second = 0; // training tokens (non-padding) per second, this process
 };
@@ -78,6 +85,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options);
 // Loads a checkpoint folder's model and evaluates it on the recipe's val and test splits.
 struct EvalSummary {
   EvalResult val, test;
+  Metric metric = Metric::Accuracy;
 };
 EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& checkpoint_dir);
 
