@@ -70,7 +70,7 @@ constexpr ConfigField kFields[] = {
     // PretrainedConfig fields a model reads.
     {"is_decoder", &M::is_decoder, {}, "causal attention and EMA (needs bidirectional: false)"},
     {"add_cross_attention", &M::add_cross_attention, {}, "decoder cross-attention", RecipeUse::NotInRecipe},
-    {"tie_word_embeddings", &M::tie_word_embeddings, {}, "LM head shares the embedding", RecipeUse::NotInRecipe},
+    {"tie_word_embeddings", &M::tie_word_embeddings, {}, "causal_lm: the LM head shares the word embeddings", RecipeUse::Key},
     {"problem_type", &M::problem_type, {}, "the sequence-classification loss; null: from the labels",
      RecipeUse::NotInRecipe},
     {"output_attentions", &M::output_attentions, {}, "return attention weights", RecipeUse::NotInRecipe},

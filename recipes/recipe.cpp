@@ -119,7 +119,6 @@ std::vector<KeySpec> build_schema() {
       // ---- model: the task head (the MegaConfig keys before it come from the field table) ----
       key_string("model.head", "sequence_classification", {"sequence_classification", "causal_lm"},
                  "the task head: sequence_classification, or causal_lm for a language-modelling task"),
-      key_bool("model.tie_word_embeddings", true, "causal_lm: the output projection shares the word embeddings"),
       // The adaptive input/softmax keys (Baevski & Auli 2019): refused until nn/adaptive.h is built.
       key_bool("model.adaptive_input", false, "causal_lm: adaptive input embeddings (not built yet)"),
       [] {
