@@ -85,6 +85,13 @@ std::string CheckpointDir::save(int64_t step, const Checkpoint& checkpoint, int6
   save_safetensors((tmp_dir / "model.safetensors").string(), checkpoint.model, {{"format", "pt"}});
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), checkpoint.optimizer);
   write_text(tmp_dir / "trainer_state.json", checkpoint.trainer_state.dump(2) + "\n");
+  for (const auto& [name, bytes] : checkpoint.files) {
+    const fs::path path = tmp_dir / name;
+    MEGA_CHECK(fs::path(name).is_relative() && name.find("..") == std::string::npos, "[checkpoint] file name '",
+               name, "' leaves the checkpoint folder");
+    fs::create_directories(path.parent_path());
+    write_text(path, bytes);
+  }
   for (const char* file : {"config.json", "trainer_state.json"}) fsync_path(tmp_dir / file);
   fsync_path(tmp_dir);
   // Fault injection for the kill-and-resume tests (tests/test_trainer.cpp): MEGA_FAULT_KILL_IN_SAVE=N

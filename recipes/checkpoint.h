@@ -22,6 +22,10 @@ struct Checkpoint {
   std::map<std::string, Tensor> model;      // HF state-dict names
   std::map<std::string, Tensor> optimizer;  // the optimizer's state
   nlohmann::json trainer_state;             // step, rng, data position, best, ...
+  // Further files that travel with the model, by path relative to the folder ("tokenizer/tokenizer.json"):
+  // what the task learnt from the data, so eval and predict read the inputs as training did. Written, not
+  // read back by load (the run folder keeps the originals).
+  std::map<std::string, std::string> files;
 };
 
 class CheckpointDir {

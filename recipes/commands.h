@@ -20,6 +20,7 @@ int hf_run(const Args& args);
 int generate(const Args& args);
 int train(const Args& args);
 int eval(const Args& args);
+int predict(const Args& args);
 int report(const Args& args);
 
 // What `mega version` prints (also the machine section of `mega report`).
