@@ -21,6 +21,7 @@ struct SequenceExample {
   std::vector<int64_t> ids;       // token ids, or pixel intensities 0-255
   int64_t label = 0;
   std::vector<int64_t> pair_ids{};  // a pair task's second sequence; empty for single-sequence tasks
+  int64_t group{-1};  // the subset it is reported in (TaskDescription::groups, e.g. hard-ham), -1 none
 };
 
 struct Batch {

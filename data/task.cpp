@@ -9,6 +9,8 @@
 #include "data/lm_data.h"
 #include "data/lra_text_tasks.h"
 #include "data/pathfinder.h"
+#include "data/spam.h"
+#include "data/text_classification.h"
 
 namespace mega {
 
@@ -16,7 +18,8 @@ namespace {
 // The one table: a task is one line here (its row is built in its own data file).
 std::vector<Task> build_table() {
   return {listops_task(), text_task(), retrieval_task(), image_task(), fashion_mnist_task(), pathfinder_task(),
-          wikitext_task(), enwik8_task(), text_corpus_task(), sotu_lm_task()};
+          wikitext_task(), enwik8_task(), text_corpus_task(), sotu_lm_task(),
+          text_classification_task(), spam_task()};
 }
 
 std::vector<Task>& table() {
@@ -80,9 +83,13 @@ const std::string& TaskSettings::get_string(const std::string& name) const {
 
 const std::vector<Task>& task_table() { return table(); }
 
+TaskDescription describe_row(const Task& task, const DataSource& source) {
+  return task.describe_source ? task.describe_source(source) : task.describe(source.settings);
+}
+
 void register_task(Task task) {
   MEGA_CHECK(!find_task(task.name), "[task] a task named '", task.name, "' is already in the table");
-  MEGA_CHECK(task.describe && task.load, "[task] task '", task.name, "' lacks describe or load");
+  MEGA_CHECK((task.describe || task.describe_source) && task.load, "[task] task '", task.name, "' lacks describe or load");
   table().push_back(std::move(task));
 }
 
@@ -122,6 +129,11 @@ void check_description(const std::string& task, const TaskDescription& d) {
     MEGA_CHECK(in.vocab_size >= 1 && in.pad_id >= 0 && in.pad_id < in.vocab_size, "[task] ", task,
                ": pad_id ", in.pad_id, " outside the vocabulary of ", in.vocab_size);
   }
+  MEGA_CHECK(d.label_names.empty() || static_cast<int64_t>(d.label_names.size()) == d.num_labels, "[task] ", task, ": ",
+             d.label_names.size(), " label names for ", d.num_labels, " labels");
+  for (int64_t label : d.f1_labels)
+    MEGA_CHECK(label >= 0 && label < d.num_labels, "[task] ", task, ": F1 of label ", label, " outside [0, ",
+               d.num_labels, ")");
 }
 
 void check_examples(const TaskDescription& description, const std::vector<SequenceExample>& examples,
@@ -151,6 +163,8 @@ void check_examples(const TaskDescription& description, const std::vector<Sequen
     else
       MEGA_CHECK(e.pair_ids.empty(), "[task] ", split, " example ", i,
                  " has a second sequence, but the task's input is ", input_kind_name(input.kind));
+    MEGA_CHECK(e.group >= -1 && e.group < static_cast<int64_t>(description.groups.size()), "[task] ", split,
+               " example ", i, ": group ", e.group, " outside the task's ", description.groups.size(), " groups");
     MEGA_CHECK(e.label >= 0 && e.label < description.num_labels, "[task] ", split, " example ", i, ": label ", e.label,
                " outside [0, ", description.num_labels, ")");
   }

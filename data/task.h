@@ -62,6 +62,10 @@ struct TaskDescription {
   int64_t num_labels = 0;  // classification only
   Metric metric = Metric::Accuracy;
   std::vector<std::string> files;  // what load reads in data.dir, for messages ("basic_train.tsv", ...)
+  // Reported beside the metric on every evaluated split (empty for the LRA rows):
+  std::vector<std::string> label_names;  // id order; saved as config.json id2label (empty: LABEL_<i>)
+  std::vector<int64_t> f1_labels;        // labels whose F1 (the positive class of precision and recall)
+  std::vector<std::string> groups;       // subsets scored on their own: SequenceExample::group indexes it
 };
 
 // ---- A task's own options (data.<task>.<name>) ----
@@ -101,6 +105,12 @@ struct DataSource {
   // A language model evaluated from a checkpoint: the vocabulary saved with it, used instead of one
   // built from train. Null: build it.
   std::shared_ptr<const Vocabulary> vocabulary{};
+  // Where a row keeps what it learns from the training data (a tokenizer's vocabulary), so a resumed
+  // run, `mega eval` and `mega predict` read it back: the trainer gives output_dir/tokenizer and copies
+  // it into every checkpoint; eval and predict give the checkpoint's copy, read-only (it must be there).
+  // Empty: nothing is kept.
+  std::string artifacts_dir{};
+  bool artifacts_read_only{false};
 };
 
 struct TaskSplits {
@@ -122,7 +132,15 @@ struct Task {
   std::vector<TaskKeyProblem> (*check)(const TaskSettings& settings) = nullptr;
   TaskDescription (*describe)(const TaskSettings& settings) = nullptr;
   TaskSplits (*load)(const DataSource& source) = nullptr;
+  // A row whose description needs its files (text_classification without a labels option reads train's
+  // label set) describes from the source instead of describe; describe_task prefers it when set.
+  TaskDescription (*describe_source)(const DataSource& source) = nullptr;
+  // Raw texts to token ids the way load tokenizes them (the tokenizer in source.artifacts_dir), for
+  // `mega predict`; null for rows whose input is not text.
+  std::vector<std::vector<int64_t>> (*encode_texts)(const DataSource& source, const std::vector<std::string>& texts) = nullptr;
 };
+// The row's description of the source: describe_source when the row has one, else describe(settings).
+TaskDescription describe_row(const Task& task, const DataSource& source);
 
 // ---- The table ----
 

@@ -101,7 +101,8 @@ Var LraClassifier::forward(const Tensor& ids, const Tensor& mask, Rng& rng) {
 nlohmann::json lra_config_json(const LraClassifierOptions& options) {
   MegaConfig config = options.encoder;
   config.architectures = {"MegaModel"};
-  config.set_num_labels(options.num_labels);
+  // The encoder's label names (id2label, from the task) are kept when they fit the head.
+  if (config.num_labels() != options.num_labels) config.set_num_labels(options.num_labels);
   nlohmann::json json = config.to_json();
   json["lra_classifier"] = {{"pooling", pooling_name(options.pooling)},
                             {"classifier_layers", options.classifier_layers},

@@ -92,11 +92,13 @@ std::string CheckpointDir::save(int64_t step, const Checkpoint& checkpoint, int6
   save_safetensors((tmp_dir / "model.safetensors").string(), checkpoint.model, {{"format", "pt"}});
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), checkpoint.optimizer);
   write_file_atomically((tmp_dir / "trainer_state.json").string(), checkpoint.trainer_state.dump(2) + "\n");
-  for (const auto& [name, text] : checkpoint.files) {
-    MEGA_CHECK(fs::path(name).filename() == name && name != "config.json" && name != "trainer_state.json" &&
-                   name.find(".safetensors") == std::string::npos,
-               "checkpoint file name '", name, "' is not a plain name of its own");
-    write_file_atomically((tmp_dir / name).string(), text);
+  for (const auto& [name, bytes] : checkpoint.files) {
+    const fs::path path = tmp_dir / name;
+    MEGA_CHECK(fs::path(name).is_relative() && name.find("..") == std::string::npos && name != "config.json" &&
+                   name != "trainer_state.json" && name.find(".safetensors") == std::string::npos,
+               "[checkpoint] file name '", name, "' is not a file of its own inside the checkpoint folder");
+    fs::create_directories(path.parent_path());
+    write_file_atomically(path.string(), bytes);
   }
   // Fault injection for the kill-and-resume tests (tests/test_trainer.cpp): MEGA_FAULT_KILL_IN_SAVE=N
   // makes the process SIGKILL itself while saving step N, with the temporary folder written and not yet

@@ -23,7 +23,10 @@ struct Checkpoint {
   std::map<std::string, Tensor> model;      // HF state-dict names
   std::map<std::string, Tensor> optimizer;  // the optimizer's state
   nlohmann::json trainer_state;             // step, rng, data position, best, ...
-  std::map<std::string, std::string> files; // other files of the model (a language model's dict.txt)
+  // Further files that travel with the model, by path relative to the folder ("tokenizer/tokenizer.json",
+  // a language model's "dict.txt"): what the task learnt from the data, so eval and predict read the
+  // inputs as training did. Written, not read back by load (the run folder keeps the originals).
+  std::map<std::string, std::string> files;
 };
 
 class CheckpointDir {

@@ -55,6 +55,7 @@ int train(const Args& args) {
   std::printf("val accuracy %.4f (best %.4f), val loss %.4f\n", s.val.accuracy, s.best_val_accuracy, s.val.loss);
   std::printf("test accuracy %.4f, test loss %.4f (%lld examples)\n", s.test.accuracy, s.test.loss,
               static_cast<long long>(s.test.examples));
+  if (!s.test.scores.empty()) std::printf("test %s\n", format_scores(s.test).c_str());
   return 0;
 }
 
@@ -86,8 +87,10 @@ int eval(const Args& args) {
   }
   std::printf("val accuracy %.4f, val loss %.4f (%lld examples)\n", s.val.accuracy, s.val.loss,
               static_cast<long long>(s.val.examples));
+  if (!s.val.scores.empty()) std::printf("val %s\n", format_scores(s.val).c_str());
   std::printf("test accuracy %.4f, test loss %.4f (%lld examples)\n", s.test.accuracy, s.test.loss,
               static_cast<long long>(s.test.examples));
+  if (!s.test.scores.empty()) std::printf("test %s\n", format_scores(s.test).c_str());
   return 0;
 }
 

@@ -20,6 +20,7 @@ int hf_run(const Args& args);
 int generate(const Args& args);
 int train(const Args& args);
 int eval(const Args& args);
+int predict(const Args& args);
 int report(const Args& args);
 int lm_baselines(const Args& args);
 

@@ -26,6 +26,7 @@ const std::map<std::string, Command>& commands() {
       {"validate", {mega::cli::validate, "check a recipe without training and print it resolved"}},
       {"train", {mega::cli::train, "train a recipe: 'mega train RECIPE.yaml [key=value ...] [--resume]'"}},
       {"eval", {mega::cli::eval, "evaluate a checkpoint: 'mega eval RECIPE.yaml --checkpoint DIR'"}},
+      {"predict", {mega::cli::predict, "classify lines of text: 'mega predict RECIPE.yaml --checkpoint DIR --input FILE'"}},
       {"report", {mega::cli::report, "an HTML page comparing run folders: 'mega report RUN_DIR... [-o FILE]'"}},
       {"listops-data", {mega::cli::listops_data, "generate a recipe's ListOps dataset (LRA format)"}},
       {"lra-data", {mega::cli::lra_data, "State of the Union as LRA Text/Retrieval in their release layouts"}},

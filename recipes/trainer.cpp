@@ -35,7 +35,7 @@ namespace mega {
 
 TaskDescription describe_task(const Recipe& recipe) {
   try {
-    TaskDescription description = task_named(recipe.data.task).describe(recipe.data.source.settings);
+    TaskDescription description = describe_row(task_named(recipe.data.task), recipe.data.source);
     check_description(recipe.data.task, description);
     return description;
   } catch (const Error& e) {
@@ -45,7 +45,7 @@ TaskDescription describe_task(const Recipe& recipe) {
 
 TaskInfo task_info(const Recipe& recipe) {
   const TaskDescription d = describe_task(recipe);
-  return TaskInfo{d.input.vocab_size, d.num_labels, d.input.pad_id};
+  return TaskInfo{d.input.vocab_size, d.num_labels, d.input.pad_id, d.label_names};
 }
 
 MegaConfig mega_config_from_recipe(const Recipe& r, const TaskInfo& task) {
@@ -76,6 +76,8 @@ MegaConfig mega_config_from_recipe(const Recipe& r, const TaskInfo& task) {
   c.eos_token_id = std::nullopt;
   if (!c.classifier_dropout) c.classifier_dropout = c.dropout_prob;
   c.set_num_labels(r.is_null("model.num_labels") ? task.num_labels : r.get_int("model.num_labels"));
+  if (static_cast<int64_t>(task.label_names.size()) == c.num_labels())  // HF's id2label: {"0": "ham", ...}
+    for (size_t i = 0; i < task.label_names.size(); ++i) c.id2label[std::to_string(i)] = task.label_names[i];
   c.architectures = {"MegaModel"};
   c.validate();
   return c;
@@ -158,11 +160,14 @@ constexpr int64_t kKeepLastCheckpoints = 2;
 
 // ---- setup ----
 
+// The folder of a run or checkpoint where the task keeps what it learnt from the data (DataSource).
+constexpr const char* kArtifactsFolder = "tokenizer";
+
 // The task row's splits, each checked against its description. A loader's error is reported at data.dir.
-TaskSplits load_data(const Recipe& recipe, const TaskDescription& description) {
+TaskSplits load_data(const Recipe& recipe, const TaskDescription& description, const DataSource& source) {
   TaskSplits splits;
   try {
-    splits = task_named(recipe.data.task).load(recipe.data.source);
+    splits = task_named(recipe.data.task).load(source);
     TaskDescription loaded = description;
     if (is_language_model(description)) {  // the ids lie in the vocabulary the row read or built
       MEGA_CHECK(splits.vocabulary, "a language-model row returned no vocabulary");
@@ -192,6 +197,21 @@ std::optional<int64_t> fault_kill_after_step() {
   return std::stoll(value);
 }
 
+// Every file under `dir` by its path relative to dir's parent ("tokenizer/tokenizer.json"), for the
+// checkpoints to carry; nothing when dir does not exist.
+std::map<std::string, std::string> folder_files(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  if (!fs::is_directory(dir)) return files;
+  for (const fs::directory_entry& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    MEGA_CHECK(in.good() || in.eof(), "cannot read '", entry.path().string(), "'");
+    files[fs::relative(entry.path(), dir.parent_path()).string()] = std::move(bytes);
+  }
+  return files;
+}
+
 // ---- evaluate ----
 
 EvalResult evaluate(TaskModel& model, const std::vector<SequenceExample>& examples, const Recipe& recipe,
@@ -214,6 +234,9 @@ EvalResult evaluate(TaskModel& model, const std::vector<SequenceExample>& exampl
   options.bucket_batches = recipe.data.bucket_batches;
   double loss_sum = 0;
   int64_t correct = 0;
+  const int64_t labels = task.num_labels;
+  std::vector<int64_t> confusion(static_cast<size_t>(labels * labels), 0);  // [truth][prediction]
+  std::vector<int64_t> group_total(task.groups.size(), 0), group_correct(task.groups.size(), 0);
   for (const std::vector<int64_t>& indices : epoch_batches(sequence_lengths(examples), options, 0)) {
     Batch batch = make_batch(examples, indices, task.input.pad_id, pad_multiple(model));
     Var logits = model.forward(batch, rng);  // (B, C)
@@ -222,12 +245,40 @@ EvalResult evaluate(TaskModel& model, const std::vector<SequenceExample>& exampl
     Tensor values = logits.value().to(DType::F32);
     const float* z = values.data<float>();
     const int64_t* y = batch.labels.data<int64_t>();
-    for (int64_t b = 0; b < B; ++b)
-      correct += (std::max_element(z + b * C, z + (b + 1) * C) - (z + b * C)) == y[b];
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t predicted = std::max_element(z + b * C, z + (b + 1) * C) - (z + b * C);
+      correct += predicted == y[b];
+      if (C == labels && y[b] < labels) confusion[static_cast<size_t>(y[b] * labels + predicted)] += 1;
+      const int64_t group = examples[static_cast<size_t>(batch.indices[static_cast<size_t>(b)])].group;
+      if (group >= 0) {
+        group_total[static_cast<size_t>(group)] += 1;
+        group_correct[static_cast<size_t>(group)] += predicted == y[b];
+      }
+    }
   }
   model.module().train();
   const double n = static_cast<double>(examples.size());
-  return EvalResult{loss_sum / n, static_cast<double>(correct) / n, static_cast<int64_t>(examples.size())};
+  EvalResult result{loss_sum / n, static_cast<double>(correct) / n, static_cast<int64_t>(examples.size())};
+  const auto label_name = [&](int64_t label) {
+    return label < static_cast<int64_t>(task.label_names.size()) ? task.label_names[static_cast<size_t>(label)]
+                                                                  : std::to_string(label);
+  };
+  for (int64_t label : task.f1_labels) {
+    // F1 = 2 TP / (2 TP + FP + FN); 0 when the label is neither predicted nor present.
+    int64_t tp = confusion[static_cast<size_t>(label * labels + label)], fp = 0, fn = 0;
+    for (int64_t other = 0; other < labels; ++other) {
+      if (other == label) continue;
+      fp += confusion[static_cast<size_t>(other * labels + label)];
+      fn += confusion[static_cast<size_t>(label * labels + other)];
+    }
+    result.scores["f1_" + label_name(label)] =
+        tp + fp + fn > 0 ? 2.0 * static_cast<double>(tp) / static_cast<double>(2 * tp + fp + fn) : 0.0;
+  }
+  for (size_t g = 0; g < task.groups.size(); ++g)
+    if (group_total[g] > 0)
+      result.scores[task.groups[g] + "_accuracy"] =
+          static_cast<double>(group_correct[g]) / static_cast<double>(group_total[g]);
+  return result;
 }
 
 nlohmann::json eval_row(int64_t step, const std::string& split, const EvalResult& result, const TaskDescription& task) {
@@ -236,10 +287,11 @@ nlohmann::json eval_row(int64_t step, const std::string& split, const EvalResult
   if (task.metric == Metric::Perplexity) row[split + "_perplexity"] = result.perplexity;
   if (task.metric == Metric::BitsPerByte) row[split + "_bits_per_byte"] = result.bits_per_byte;
   if (is_language_model(task)) row[split + "_tokens"] = result.tokens;
+  for (const auto& [name, value] : result.scores) row[split + "_" + name] = value;
   return row;
 }
 
-// "val loss 1.2345  val accuracy 0.5000" (or perplexity, bits per byte).
+// "val loss 1.2345  val accuracy 0.5000" (or perplexity, bits per byte), then the task's other scores.
 std::string eval_text(const std::string& split, const EvalResult& result, const TaskDescription& task) {
   char line[160];
   const double value = task.metric == Metric::Accuracy     ? result.accuracy
@@ -247,15 +299,15 @@ std::string eval_text(const std::string& split, const EvalResult& result, const 
                                                            : result.bits_per_byte;
   std::snprintf(line, sizeof line, "%s loss %.4f  %s %s %.4f", split.c_str(), result.loss, split.c_str(),
                 metric_name(task.metric), value);
-  return line;
+  return line + std::string(result.scores.empty() ? "" : "  ") + format_scores(result);
 }
 
 // ---- save ----
 
 void save(CheckpointDir& checkpoints, const TaskModel& model, const Optimizer& optimizer,
-          const TrainerState& state, const Vocabulary* vocabulary) {
+          const TrainerState& state, const std::map<std::string, std::string>& files) {
   Checkpoint checkpoint;
-  if (vocabulary) checkpoint.files["dict.txt"] = vocabulary->to_dict_text();
+  checkpoint.files = files;
   checkpoint.config = model.config_json();
   checkpoint.model = model.module().state_dict();
   checkpoint.optimizer = optimizer.state_dict();
@@ -333,9 +385,14 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   if (t.threads > 0) set_num_threads(static_cast<int>(t.threads));
   // Everything the recipe alone decides is built first, so its errors come before any data is generated.
   TaskDescription task = describe_task(recipe);
+  // What the task learns from the data (a tokenizer) is learnt once per run: a fresh run learns it anew,
+  // a resumed one reads it back; every checkpoint carries a copy.
+  DataSource source = recipe.data.source;
+  source.artifacts_dir = (run_dir / kArtifactsFolder).string();
+  if (!resumed) fs::remove_all(source.artifacts_dir);
   // A language model's vocabulary (and so its size) comes from its train split: read before the model.
   std::optional<TaskSplits> lm_data;
-  if (is_language_model(task)) lm_data = load_data(recipe, task);
+  if (is_language_model(task)) lm_data = load_data(recipe, task, source);
   MEGA_CHECK(!lm_data || t.max_steps > 0, problem_at(recipe, "train.max_epochs",
                                                      "a language model trains for train.max_steps"));
   std::unique_ptr<TaskModel> model = build_model(recipe, lm_data ? lm_data->vocabulary->size() : 0);
@@ -344,8 +401,10 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
                                    recipe.optim.no_decay),
                       recipe.optim.options);
-  TaskSplits data = lm_data ? std::move(*lm_data) : load_data(recipe, task);
+  TaskSplits data = lm_data ? std::move(*lm_data) : load_data(recipe, task, source);
   const Vocabulary* vocabulary = data.vocabulary.get();
+  std::map<std::string, std::string> checkpoint_files = folder_files(source.artifacts_dir);
+  if (vocabulary) checkpoint_files["dict.txt"] = vocabulary->to_dict_text();
   const std::vector<Var> params = all_params(optimizer.groups());
   BatchingOptions batching;
   batching.batch_size = t.batch_size;
@@ -463,7 +522,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
     }
     // The best model gets a checkpoint of its own, so retention can keep it.
     if (state.step % t.save_interval == 0 || state.step == total || new_best)
-      save(checkpoints, *model, optimizer, state, vocabulary);
+      save(checkpoints, *model, optimizer, state, checkpoint_files);
   }
   progress.finish();
 
@@ -481,39 +540,120 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   return summary;
 }
 
-EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& dir) {
+namespace {
+
+// A checkpoint folder's model, and the recipe's task and data as the checkpoint saw them: its learnt
+// tokenizer (read-only), or a language model's vocabulary (dict.txt, which also fixes the task's
+// vocabulary size).
+struct LoadedCheckpoint {
+  std::unique_ptr<TaskModel> model;
+  TaskDescription task;
+  DataSource source;
+};
+
+LoadedCheckpoint load_checkpoint(const Recipe& recipe, const std::string& dir) {
   const fs::path config_path = fs::path(dir) / "config.json", model_path = fs::path(dir) / "model.safetensors";
   MEGA_CHECK(fs::is_directory(dir), "checkpoint '", dir, "' is not a folder");
   const nlohmann::json config = read_json_file(config_path.string());  // names the file; refuses a folder or device
-  TaskDescription task = describe_task(recipe);
-  std::unique_ptr<TaskModel> model;
-  Recipe source = recipe;  // a language model's data is encoded with the checkpoint's vocabulary
+  LoadedCheckpoint loaded;
+  loaded.task = describe_task(recipe);
+  loaded.source = recipe.data.source;
+  loaded.source.artifacts_dir = (fs::path(dir) / kArtifactsFolder).string();
+  loaded.source.artifacts_read_only = true;
   try {
-    if (is_language_model(task)) {
-      model = language_model_from_config_json(config);
+    if (is_language_model(loaded.task)) {
+      loaded.model = language_model_from_config_json(config);
       const TokenUnit unit = lm_unit_of_config(config);
-      source.data.source.vocabulary = std::make_shared<Vocabulary>(read_vocabulary(dir, unit));
-      task.input.vocab_size = source.data.source.vocabulary->size();
-      MEGA_CHECK(task.input.vocab_size == model->encoder_config().vocab_size, "dict.txt holds ", task.input.vocab_size,
-                 " symbols, the model's vocab_size is ", model->encoder_config().vocab_size);
+      loaded.source.vocabulary = std::make_shared<Vocabulary>(read_vocabulary(dir, unit));
+      loaded.task.input.vocab_size = loaded.source.vocabulary->size();
+      MEGA_CHECK(loaded.task.input.vocab_size == loaded.model->encoder_config().vocab_size, "dict.txt holds ",
+                 loaded.task.input.vocab_size, " symbols, the model's vocab_size is ",
+                 loaded.model->encoder_config().vocab_size);
     } else {
-      model = task_model_from_config_json(task.input, config);
+      loaded.model = task_model_from_config_json(loaded.task.input, config);
     }
   } catch (const Error& e) {
     fail(e.what(), " (in ", config_path.string(), ")");
   }
   try {
-    model->module().load_state_dict(load_safetensors(model_path.string()).tensors);
+    loaded.model->module().load_state_dict(load_safetensors(model_path.string()).tensors);
   } catch (const Error& e) {
     fail(e.what(), " (in ", model_path.string(), ")");
   }
   if (recipe.train.threads > 0) set_num_threads(static_cast<int>(recipe.train.threads));
-  TaskSplits data = load_data(source, task);
+  return loaded;
+}
+
+}  // namespace
+
+std::string format_scores(const EvalResult& result) {
+  std::string out;
+  for (const auto& [name, value] : result.scores) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.4f", value);
+    out += (out.empty() ? "" : ", ") + name + " " + text;
+  }
+  return out;
+}
+
+EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& dir) {
+  const LoadedCheckpoint loaded = load_checkpoint(recipe, dir);
+  const TaskDescription& task = loaded.task;
+  TaskModel& model = *loaded.model;
+  TaskSplits data = load_data(recipe, task, loaded.source);
   EvalSummary summary;
   summary.metric = task.metric;
-  summary.val = evaluate(*model, data.val, recipe, task, data.vocabulary.get());
-  summary.test = evaluate(*model, data.test, recipe, task, data.vocabulary.get());
+  summary.val = evaluate(model, data.val, recipe, task, data.vocabulary.get());
+  summary.test = evaluate(model, data.test, recipe, task, data.vocabulary.get());
   return summary;
+}
+
+Predictions predict_texts(const Recipe& recipe, const std::string& dir, const std::vector<std::string>& texts) {
+  const Task& row = task_named(recipe.data.task);
+  MEGA_CHECK(row.encode_texts, problem_at(recipe, "data.task", "task " + row.name + " does not read raw text, so it "
+                                                               "cannot predict from a text file"));
+  const LoadedCheckpoint loaded = load_checkpoint(recipe, dir);
+  const TaskDescription& task = loaded.task;
+  const DataSource& source = loaded.source;
+  TaskModel* model = loaded.model.get();
+  std::vector<SequenceExample> examples;
+  for (std::vector<int64_t>& ids : row.encode_texts(source, texts)) {
+    SequenceExample e;
+    e.ids = std::move(ids);
+    examples.push_back(std::move(e));
+  }
+  for (size_t i = 0; i < examples.size(); ++i)
+    MEGA_CHECK(!examples[i].ids.empty(), "input ", i + 1, ": the text has no tokens");
+  const MegaConfig& config = model->encoder_config();
+  Predictions out;
+  for (int64_t i = 0; i < config.num_labels(); ++i) {
+    auto found = config.id2label.find(std::to_string(i));
+    out.label_names.push_back(found != config.id2label.end() ? found->second : std::to_string(i));
+  }
+  out.rows.resize(examples.size());
+  model->module().eval();
+  NoGradGuard no_grad;
+  Rng rng(0);
+  BatchingOptions options;
+  options.batch_size = recipe.train.eval_batch_size;
+  options.shuffle = false;
+  options.bucket_batches = recipe.data.bucket_batches;
+  for (const std::vector<int64_t>& indices : epoch_batches(sequence_lengths(examples), options, 0)) {
+    Batch batch = make_batch(examples, indices, task.input.pad_id, pad_multiple(*model));
+    Tensor logits = model->forward(batch, rng).value().to(DType::F64);  // (B, C)
+    const int64_t C = logits.size(1);
+    const double* z = logits.data<double>();
+    for (size_t b = 0; b < indices.size(); ++b) {
+      const double* row_z = z + static_cast<int64_t>(b) * C;
+      const double top = *std::max_element(row_z, row_z + C);
+      Prediction& p = out.rows[static_cast<size_t>(indices[b])];
+      double sum = 0;
+      for (int64_t c = 0; c < C; ++c) sum += std::exp(row_z[c] - top);
+      for (int64_t c = 0; c < C; ++c) p.probabilities.push_back(std::exp(row_z[c] - top) / sum);
+      p.label = std::max_element(row_z, row_z + C) - row_z;
+    }
+  }
+  return out;
 }
 
 }  // namespace mega

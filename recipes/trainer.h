@@ -17,6 +17,7 @@
 // and .lock (held by the one process that trains into it; run_folder.h).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -38,6 +39,7 @@ struct TaskInfo {
   int64_t vocab_size = 0;
   int64_t num_labels = 0;
   int64_t pad_id = 0;
+  std::vector<std::string> label_names{};  // config.json id2label when the task names its labels
 };
 TaskInfo task_info(const Recipe& recipe);  // from describe_task (listops: 17 tokens, 10 labels, pad 0)
 
@@ -63,7 +65,12 @@ struct EvalResult {
   double perplexity = 0;     // language models: exp(loss)
   double bits_per_byte = 0;  // language models: loss / ln 2
   int64_t tokens = 0;        // language models: tokens scored
+  // What the task reports beside accuracy (TaskDescription f1_labels, groups): "f1_<label>" and
+  // "<group>_accuracy" (absent when the split has no example of the group), in name order.
+  std::map<std::string, double> scores{};
 };
+// "f1_spam 0.9712, hard-ham_accuracy 0.8840" (empty when there are no scores).
+std::string format_scores(const EvalResult& result);
 
 struct TrainSummary {
   int64_t steps = 0;
@@ -88,5 +95,17 @@ struct EvalSummary {
   Metric metric = Metric::Accuracy;
 };
 EvalSummary evaluate_checkpoint(const Recipe& recipe, const std::string& checkpoint_dir);
+
+// `mega predict`: the model saved in a checkpoint folder applied to raw texts, tokenized by the task's
+// tokenizer saved with the checkpoint (the task must take text: Task::encode_texts).
+struct Prediction {
+  int64_t label = 0;
+  std::vector<double> probabilities;  // softmax of the logits, label id order
+};
+struct Predictions {
+  std::vector<std::string> label_names;  // config.json id2label in id order
+  std::vector<Prediction> rows;          // one per text, in order
+};
+Predictions predict_texts(const Recipe& recipe, const std::string& checkpoint_dir, const std::vector<std::string>& texts);
 
 }  // namespace mega

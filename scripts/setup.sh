@@ -5,6 +5,7 @@ packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-progra
           libyaml-cpp-dev libgtest-dev nlohmann-json3-dev
           zlib1g-dev   # gzip IDX files (MNIST family)
           libpng-dev   # Pathfinder images
+          libsentencepiece-dev   # subword tokenizers (data/tokenizer.cpp)
           ocl-icd-opencl-dev)  # dnnl-config.cmake find_package(OpenCL)s even for the CPU engine
 missing=()
 for p in "${packages[@]}"; do
