@@ -534,7 +534,9 @@ void check_cross_keys(const Recipe& r, Problems& problems) {
   // A language model's rows are segments of chunks (data.max_length does not apply to a stream).
   bool language_model = false;
   try {
-    language_model = is_language_model(task_named(r.data.task).describe(r.data.source.settings));
+    // Rows that describe themselves from their files (describe_source) are never language models.
+    const Task& row = task_named(r.data.task);
+    language_model = row.describe && is_language_model(row.describe(r.data.source.settings));
   } catch (const Error&) {
   }
   if (language_model) {
