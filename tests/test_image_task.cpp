@@ -19,6 +19,7 @@
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
 #include "tests/process_util.h"
+#include "tests/temp_folder.h"
 
 using namespace mega;
 namespace fs = std::filesystem;
@@ -26,19 +27,9 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path& root() {
-  static const fs::path dir = [] {
-    fs::path d = fs::path(::testing::TempDir()) / ("mega_image_task_test_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = mega::testing::make_temp_folder("mega_image_task_test");
   return dir;
 }
-
-struct RemoveRoot : ::testing::Environment {
-  void TearDown() override { fs::remove_all(root()); }
-};
-[[maybe_unused]] const auto* const remove_root = ::testing::AddGlobalTestEnvironment(new RemoveRoot);
 
 std::string write_text(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());

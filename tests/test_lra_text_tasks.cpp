@@ -19,37 +19,19 @@
 #include "recipes/task_model.h"
 #include "recipes/trainer.h"
 #include "tests/process_util.h"
+#include "tests/temp_folder.h"
 
 using namespace mega;
 namespace fs = std::filesystem;
 
 namespace {
 
+using mega::testing::read_file;
+using mega::testing::write_file;
+
 const fs::path& root() {
-  static const fs::path dir = [] {
-    fs::path d = fs::path(::testing::TempDir()) / ("mega_lra_text_tasks_test_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = mega::testing::make_temp_folder("mega_lra_text_tasks_test");
   return dir;
-}
-
-struct RemoveRoot : ::testing::Environment {
-  void TearDown() override { fs::remove_all(root()); }
-};
-[[maybe_unused]] const auto* const remove_root = ::testing::AddGlobalTestEnvironment(new RemoveRoot);
-
-void write_file(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // A review whose label shows in its words: positive ones praise, negative ones pan.

@@ -16,6 +16,7 @@
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
 #include "tests/process_util.h"
+#include "tests/temp_folder.h"
 
 using namespace mega;
 namespace fs = std::filesystem;
@@ -23,12 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path& root() {
-  static const fs::path dir = [] {
-    fs::path d = fs::path(::testing::TempDir()) / ("mega_task_test_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = mega::testing::make_temp_folder("mega_task_test");
   return dir;
 }
 
@@ -86,12 +82,6 @@ Task first_token_task() {
   };
   return task;
 }
-
-// Removes the temporary folder when the test program ends.
-struct RemoveRoot : ::testing::Environment {
-  void TearDown() override { fs::remove_all(root()); }
-};
-[[maybe_unused]] const auto* const remove_root = ::testing::AddGlobalTestEnvironment(new RemoveRoot);
 
 void register_test_task() {
   if (!find_task("first_token")) register_task(first_token_task());
