@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <functional>
 #include <iostream>
 #include <numeric>
 #include <optional>
@@ -14,10 +15,12 @@
 #include <filesystem>
 
 #include "core/json_file.h"
+#include "core/safetensors.h"
 #include "data/lm_data.h"
 #include "nn/mega_model.h"
 #include "recipes/commands.h"
 #include "recipes/cli_options.h"
+#include "recipes/lm_objective.h"
 
 namespace po = boost::program_options;
 
@@ -34,7 +37,7 @@ struct Sampling {
   double top_p = 1.0;   // 1: all tokens
 };
 
-// Picks the next token from one row of logits (V).
+// Picks the next token from one row of logits or log-probabilities (V).
 int64_t sample(const float* logits, int64_t vocab, const Sampling& s, const Rng& rng, uint64_t stream,
                uint64_t step) {
   std::vector<int64_t> order(vocab);
@@ -98,14 +101,16 @@ int generate(const Args& args) {
   MEGA_CHECK(sampling.top_k >= 0, "--top-k must be 0 (all tokens) or more, got ", sampling.top_k);
   MEGA_CHECK(sampling.top_p > 0 && sampling.top_p <= 1, "--top-p must be in (0, 1], got ", sampling.top_p);
 
-  // A language model trained here maps text both ways through its saved vocabulary.
-  std::optional<Vocabulary> vocabulary;
+  // A language model trained here (config.json's "mega_lm") maps text both ways through its saved
+  // vocabulary and decodes through its own input and head (an adaptive softmax gives every word's
+  // log-probability); any other folder is an HF MegaForCausalLM.
   namespace fs = std::filesystem;
-  if (!ids_only && fs::is_regular_file(fs::path(model_dir) / "dict.txt")) {
-    const nlohmann::json config = read_json_file((fs::path(model_dir) / "config.json").string());
-    if (config.contains("mega_lm") && config["mega_lm"].is_object() && config["mega_lm"].contains("unit"))
-      vocabulary = read_vocabulary(model_dir, token_unit_from_name(config["mega_lm"]["unit"].get<std::string>()));
-  }
+  const fs::path config_path = fs::path(model_dir) / "config.json";
+  const nlohmann::json config = read_json_file(config_path.string());
+  const bool trained_here = config.is_object() && config.contains("mega_lm");
+  std::optional<Vocabulary> vocabulary;
+  if (trained_here && !ids_only && fs::is_regular_file(fs::path(model_dir) / "dict.txt"))
+    vocabulary = read_vocabulary(model_dir, lm_unit_of_config(config));
   std::vector<int64_t> ids;
   if (vocabulary) {
     ids = vocabulary->encode(prompt);
@@ -116,26 +121,54 @@ int generate(const Args& args) {
     MEGA_CHECK(!ids.empty() && in.eof(), "--prompt must be token ids separated by spaces, got '", prompt, "'");
   }
 
-  MegaCheckpoint checkpoint = load_pretrained(model_dir);
-  auto* lm = dynamic_cast<MegaForCausalLM*>(checkpoint.model.get());
-  MEGA_CHECK(lm, "[generate] needs a MegaForCausalLM checkpoint, got ", architecture_of(checkpoint.config));
-  const int64_t vocab = checkpoint.config.vocab_size;
-  for (int64_t id : ids) MEGA_CHECK(id >= 0 && id < vocab, "[generate] token id ", id, " outside the vocabulary");
-  lm->eval();
-
-  Rng rng(static_cast<uint64_t>(seed));
-  uint64_t stream = rng.next_stream();
+  // next_scores(ids (1, L)) -> scores (L, V) of the L new tokens, whose softmax is the next-token distribution.
+  std::unique_ptr<CausalLmModel> trained;
+  MegaCheckpoint checkpoint;
   MegaCache cache;
-  MegaInputs step;
-  step.input_ids = Tensor::from(ids, {1, static_cast<int64_t>(ids.size())});  // the prompt in one call
+  Rng rng(static_cast<uint64_t>(seed));
+  std::function<Tensor(const Tensor&)> next_scores;
+  MegaConfig model_config;
+  if (trained_here) {
+    try {
+      trained = language_model_from_config_json(config);
+    } catch (const Error& e) {
+      fail(e.what(), " (in ", config_path.string(), ")");
+    }
+    const std::string weights = (fs::path(model_dir) / "model.safetensors").string();
+    try {
+      trained->module().load_state_dict(load_safetensors(weights).tensors);
+    } catch (const Error& e) {
+      fail(e.what(), " (in ", weights, ")");
+    }
+    trained->module().eval();
+    model_config = trained->encoder_config();
+    next_scores = [&](const Tensor& step) { return trained->language_model().log_probs_cached(step, cache); };
+  } else {
+    checkpoint = load_pretrained(model_dir);
+    auto* lm = dynamic_cast<MegaForCausalLM*>(checkpoint.model.get());
+    MEGA_CHECK(lm, "[generate] needs a MegaForCausalLM checkpoint, got ", architecture_of(checkpoint.config));
+    lm->eval();
+    model_config = checkpoint.config;
+    next_scores = [&, lm](const Tensor& step) {
+      MegaInputs inputs;
+      inputs.input_ids = step;
+      Tensor logits = lm->forward_cached(inputs, cache, rng).value();  // (1, L, V)
+      return logits.reshape({logits.size(1), logits.size(2)});
+    };
+  }
+  const int64_t vocab = model_config.vocab_size;
+  for (int64_t id : ids) MEGA_CHECK(id >= 0 && id < vocab, "[generate] token id ", id, " outside the vocabulary");
+
+  uint64_t stream = rng.next_stream();
+  Tensor step = Tensor::from(ids, {1, static_cast<int64_t>(ids.size())});  // the prompt in one call
   std::vector<int64_t> generated;
   for (int64_t n = 0; n < max_new_tokens; ++n) {
-    Tensor logits = lm->forward_cached(step, cache, rng).value();  // (1, L, V)
-    const float* last = logits.data<float>() + (logits.size(1) - 1) * vocab;
+    Tensor scores = next_scores(step).to(DType::F32);
+    const float* last = scores.data<float>() + (scores.size(0) - 1) * vocab;
     int64_t next = sample(last, vocab, sampling, rng, stream, static_cast<uint64_t>(n));
     generated.push_back(next);
-    if (!ignore_eos && checkpoint.config.eos_token_id && next == *checkpoint.config.eos_token_id) break;
-    step.input_ids = Tensor::from(std::vector<int64_t>{next}, {1, 1});
+    if (!ignore_eos && model_config.eos_token_id && next == *model_config.eos_token_id) break;
+    step = Tensor::from(std::vector<int64_t>{next}, {1, 1});
   }
   if (vocabulary) {
     MEGA_CHECK(vocabulary->size() == vocab, "[generate] dict.txt holds ", vocabulary->size(),

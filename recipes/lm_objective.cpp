@@ -1,6 +1,7 @@
 // The language-modelling objective, its evaluation and its baselines (recipes/lm_objective.h).
 #include "recipes/lm_objective.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -18,18 +19,70 @@ Var CausalLmModel::loss(const Batch& batch, Rng& rng) {
 
 LmScore CausalLmModel::score(const Batch& batch) { return model_.score(batch.ids, batch.mask, batch.labels); }
 
+void CausalLmModel::init_weights(Rng& rng) { model_.init_weights(rng); }
+
 nlohmann::json CausalLmModel::config_json() const {
   nlohmann::json json = model_.config_json();
-  json["mega_lm"] = {{"unit", token_unit_name(unit_)}, {"vocabulary", "dict.txt"}};
+  json["mega_lm"]["unit"] = token_unit_name(unit_);
+  json["mega_lm"]["vocabulary"] = "dict.txt";
   return json;
 }
 
+namespace {
+
+// The recipe key an AdaptiveOptions field comes from, for check_adaptive_options' messages.
+std::string adaptive_key_of(const std::string& message) {
+  const std::pair<const char*, const char*> fields[] = {{"cutoffs", "model.adaptive_softmax_cutoff"},
+                                                        {"factor", "model.adaptive_softmax_factor"},
+                                                        {"dropout", "model.adaptive_softmax_dropout"},
+                                                        {"padding_idx", "model.pad_token_id"}};
+  size_t best_at = std::string::npos;
+  std::string key = "model.adaptive_softmax_cutoff";
+  for (const auto& [field, recipe_key] : fields) {
+    const size_t at = message.find(field);
+    if (at < best_at) best_at = at, key = recipe_key;
+  }
+  return key;
+}
+
+// model.adaptive_*: the seams of the model and their bands, checked against the vocabulary.
+void read_adaptive_keys(const Recipe& recipe, MegaLmOptions& o) {
+  const char* cutoff_key = "model.adaptive_softmax_cutoff";
+  for (double cutoff : recipe.get_floats(cutoff_key)) {
+    MEGA_CHECK(cutoff == std::floor(cutoff), problem_at(recipe, cutoff_key, "cutoffs are word ids: " +
+                                                                                std::to_string(cutoff) + " is not whole"));
+    o.adaptive_cutoffs.push_back(static_cast<int64_t>(cutoff));
+  }
+  if (recipe.get_bool("model.adaptive_input")) o.input = LmInputKind::AdaptiveInput;
+  if (!o.adaptive_cutoffs.empty()) o.output = LmOutputKind::AdaptiveSoftmax;
+  o.adaptive_factor = recipe.get_float("model.adaptive_softmax_factor");
+  o.adaptive_softmax_dropout = recipe.get_float("model.adaptive_softmax_dropout");
+  o.tie_adaptive_weights = recipe.get_bool("model.tie_adaptive_weights");
+  MEGA_CHECK(o.input == LmInputKind::WordEmbeddings || !o.adaptive_cutoffs.empty(),
+             problem_at(recipe, cutoff_key, "model.adaptive_input needs the bands: set the cutoffs, e.g. [20000, 60000]"));
+  MEGA_CHECK(!o.tie_adaptive_weights || (o.input == LmInputKind::AdaptiveInput && !o.adaptive_cutoffs.empty()),
+             problem_at(recipe, "model.tie_adaptive_weights",
+                        "ties the adaptive softmax to the adaptive input: it needs model.adaptive_input: true and "
+                        "model.adaptive_softmax_cutoff"));
+  if (o.input == LmInputKind::WordEmbeddings && o.output == LmOutputKind::FullSoftmax) return;
+  // The adaptive softmax ties through tie_adaptive_weights; config.json says the word embeddings are not tied.
+  o.config.tie_word_embeddings = false;
+  try {
+    check_adaptive_options(adaptive_options(o));
+  } catch (const Error& e) {
+    fail(problem_at(recipe, adaptive_key_of(e.what()), e.what()));
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<CausalLmModel> build_language_model(const Recipe& recipe, TokenUnit unit, int64_t vocab_size) {
-  for (const char* key : {"model.adaptive_input", "model.tie_adaptive_weights"})
-    MEGA_CHECK(!recipe.get_bool(key), problem_at(recipe, key, "adaptive input/softmax are not built yet (nn/adaptive.h)"));
-  MEGA_CHECK(recipe.get_floats("model.adaptive_softmax_cutoff").empty(),
-             problem_at(recipe, "model.adaptive_softmax_cutoff", "adaptive softmax is not built yet (nn/adaptive.h)"));
   const int64_t pad = unit == TokenUnit::Word ? Vocabulary::kPad : 0;
+  if (vocab_size <= 0) {  // not known before train is read (validate): a stand-in above every cutoff
+    vocab_size = Vocabulary::kSpecials + 1;
+    for (double cutoff : recipe.get_floats("model.adaptive_softmax_cutoff"))
+      vocab_size = std::max(vocab_size, static_cast<int64_t>(cutoff) + 1);
+  }
   // HF's default of 2 labels: an LM has none, and config.json keeps HF's id2label.
   MegaConfig c = mega_config_from_recipe(recipe, TaskInfo{vocab_size, 2, pad});
   c = causal_lm_config(c);
@@ -38,8 +91,10 @@ std::unique_ptr<CausalLmModel> build_language_model(const Recipe& recipe, TokenU
     c.bos_token_id = Vocabulary::kBos;
     c.eos_token_id = Vocabulary::kEos;
   }
+  MegaLmOptions options{.config = c};
+  read_adaptive_keys(recipe, options);
   try {
-    return std::make_unique<CausalLmModel>(MegaLmOptions{.config = c}, unit);
+    return std::make_unique<CausalLmModel>(options, unit);
   } catch (const Error& e) {
     fail(locate_problem(recipe, "model.", e.what(), "model.head"));
   }
@@ -57,7 +112,9 @@ std::unique_ptr<CausalLmModel> language_model_from_config_json(const nlohmann::j
   MegaConfig c = MegaConfig::from_json(config);
   MEGA_CHECK(architecture_of(c) == "MegaForCausalLM", "config.json describes a ", architecture_of(c),
              ", not a MegaForCausalLM");
-  return std::make_unique<CausalLmModel>(MegaLmOptions{.config = causal_lm_config(c)}, unit);
+  MegaLmOptions options{.config = causal_lm_config(c)};
+  read_adaptive_json(config["mega_lm"], options);
+  return std::make_unique<CausalLmModel>(options, unit);
 }
 
 SegmentOptions segment_options(const Recipe& recipe, const Vocabulary& vocabulary) {

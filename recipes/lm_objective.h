@@ -27,9 +27,12 @@ class CausalLmModel : public TaskModel {
   Module& module() override { return model_; }
   const Module& module() const override { return model_; }
   const MegaConfig& encoder_config() const override { return model_.config(); }
-  // HF's MegaForCausalLM config plus "mega_lm": {"unit": "word"|"byte", "vocabulary": "dict.txt"}.
+  void init_weights(Rng& rng) override;  // MegaLanguageModel::init_weights (fairseq's adaptive rules)
+  // HF's MegaForCausalLM config plus "mega_lm": {"unit": "word"|"byte", "vocabulary": "dict.txt"} and the
+  // adaptive seams (nn/mega_lm.h's adaptive_json).
   nlohmann::json config_json() const override;
   TokenUnit unit() const { return unit_; }
+  MegaLanguageModel& language_model() { return model_; }
 
  private:
   MegaLanguageModel model_;
@@ -37,7 +40,9 @@ class CausalLmModel : public TaskModel {
 };
 
 // The model a recipe describes for a vocabulary of `vocab_size` (pad, eos and bos ids as the vocabulary
-// has them). model.adaptive_* are refused until the adaptive ops exist (see nn/mega_lm.h).
+// has them; 0: not known yet, a stand-in size above every cutoff, for validation). model.adaptive_input
+// and a non-empty model.adaptive_softmax_cutoff choose the adaptive seams (one set of bands for both);
+// a bad band names its key.
 std::unique_ptr<CausalLmModel> build_language_model(const Recipe& recipe, TokenUnit unit, int64_t vocab_size);
 // A saved model: config.json with its "mega_lm" section.
 std::unique_ptr<CausalLmModel> language_model_from_config_json(const nlohmann::json& config);

@@ -119,16 +119,20 @@ std::vector<KeySpec> build_schema() {
       // ---- model: the task head (the MegaConfig keys before it come from the field table) ----
       key_string("model.head", "sequence_classification", {"sequence_classification", "causal_lm"},
                  "the task head: sequence_classification, or causal_lm for a language-modelling task"),
-      // The adaptive input/softmax keys (Baevski & Auli 2019): refused until nn/adaptive.h is built.
-      key_bool("model.adaptive_input", false, "causal_lm: adaptive input embeddings (not built yet)"),
+      // The adaptive input/softmax keys (Baevski & Auli 2019; Grave et al. 2017; nn/mega_lm.h).
+      key_bool("model.adaptive_input", false, "causal_lm: adaptive input embeddings over the cutoffs' bands"),
       [] {
         KeySpec cutoffs = make_spec("model.adaptive_softmax_cutoff", ValueType::FloatList, std::vector<double>{});
         cutoffs.min = 1;
-        cutoffs.help = "causal_lm: adaptive softmax cluster cutoffs, e.g. [20000, 60000]; empty: full softmax (not built yet)";
+        cutoffs.help = "causal_lm: adaptive softmax (and adaptive input) band cutoffs, increasing word ids below "
+                       "the vocabulary size, e.g. [20000, 60000]; empty: full softmax";
         return cutoffs;
       }(),
-      key_float("model.adaptive_softmax_factor", 4.0, 1, 1e6, false, "causal_lm: each cluster's dimension shrinks by it"),
-      key_bool("model.tie_adaptive_weights", false, "causal_lm: tie adaptive input and softmax (not built yet)"),
+      key_float("model.adaptive_softmax_factor", 4.0, 1, 1e6, false, "causal_lm: each band's dimension shrinks by it"),
+      key_float("model.adaptive_softmax_dropout", 0.0, 0, 1, true, "causal_lm: dropout on the adaptive softmax's "
+                "input and inside its tails (fairseq's adaptive_softmax_dropout)"),
+      key_bool("model.tie_adaptive_weights", false, "causal_lm: tie the adaptive softmax to the adaptive input "
+               "(fairseq's tie_adaptive_weights and tie_adaptive_proj)"),
       key_int("model.num_labels", std::nullopt, 1, big, "classes; null: the dataset's"),
       key_string("model.pair_features", "concat", enum_name_list(pair_features_names()),
                  "pair tasks: the head reads [u, v] (Mega's) or [u, v, u*v, u-v] (LRA's)"),

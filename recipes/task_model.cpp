@@ -2,11 +2,14 @@
 #include "recipes/task_model.h"
 
 #include "core/error.h"
+#include "nn/init.h"
 #include "ops/loss.h"
 
 namespace mega {
 
 Var TaskModel::loss(const Batch& batch, Rng& rng) { return cross_entropy(forward(batch, rng), batch.labels); }
+
+void TaskModel::init_weights(Rng& rng) { init_mega_weights(module(), encoder_config(), rng); }
 
 Var SequenceClassifierModel::forward(const Batch& batch, Rng& rng) {
   MEGA_CHECK(!batch.is_pair(), "[task_model] a single-sequence classifier got a pair batch");

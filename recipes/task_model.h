@@ -26,6 +26,8 @@ class TaskModel {
   virtual const Module& module() const = 0;
   // The Mega encoder's configuration: weight init (nn/init) and the padding multiple (chunk size).
   virtual const MegaConfig& encoder_config() const = 0;
+  // Fresh weights: HF's rules (nn/init.h) unless the model has rules of its own.
+  virtual void init_weights(Rng& rng);
   // config.json of a saved model; task_model_from_config_json reads it back.
   virtual nlohmann::json config_json() const = 0;
 };

@@ -105,10 +105,8 @@ std::unique_ptr<TaskModel> build_model(const Recipe& recipe, int64_t lm_vocab_si
                         (is_language_model(task) ? "causal_lm" : "sequence_classification")));
   if (is_language_model(task)) {
     const TokenUnit unit = task.metric == Metric::BitsPerByte ? TokenUnit::Byte : TokenUnit::Word;
-    // A word-level vocabulary is known once train is read; before that (validate) a stand-in size.
-    const int64_t vocab = lm_vocab_size > 0 ? lm_vocab_size : task.input.vocab_size > 0 ? task.input.vocab_size
-                                                                                       : Vocabulary::kSpecials + 1;
-    return build_language_model(recipe, unit, vocab);
+    // A word-level vocabulary is known once train is read; before that (validate) 0: a stand-in size.
+    return build_language_model(recipe, unit, lm_vocab_size > 0 ? lm_vocab_size : task.input.vocab_size);
   }
   try {
     return make_task_model(task.input, classifier_options_from_recipe(recipe, task_info(recipe)),
@@ -397,7 +395,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
                                                      "a language model trains for train.max_steps"));
   std::unique_ptr<TaskModel> model = build_model(recipe, lm_data ? lm_data->vocabulary->size() : 0);
   Rng rng(t.seed);  // init draws its streams first, then every dropout call takes the next one
-  init_mega_weights(model->module(), model->encoder_config(), rng);
+  model->init_weights(rng);
   Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
                                    recipe.optim.no_decay),
                       recipe.optim.options);
