@@ -7,6 +7,7 @@
 // by the L positions (mask index b*D + d).
 #include "ops/dropout.h"
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 
 namespace mega {
@@ -68,6 +69,7 @@ struct FeatureIndex {
 }  // namespace
 
 Var dropout(const Var& x, double p, bool training, Rng& rng) {
+  OpScope scope("dropout");
   check_x(x, "dropout");
   check_p(p, "dropout");
   if (!training || p == 0) return x;
@@ -76,6 +78,7 @@ Var dropout(const Var& x, double p, bool training, Rng& rng) {
 }
 
 Var feature_dropout(const Var& x, double p, bool training, Rng& rng) {
+  OpScope scope("feature_dropout");
   check_x(x, "feature_dropout");
   check_p(p, "feature_dropout");
   MEGA_CHECK(x.dim() == 3, "[feature_dropout] x must be (B, L, D), got shape ", shape_str(x.shape()));
@@ -86,6 +89,7 @@ Var feature_dropout(const Var& x, double p, bool training, Rng& rng) {
 }
 
 Var dropout_with_mask(const Var& x, const Tensor& keep, double p) {
+  OpScope scope("dropout");
   check_x(x, "dropout_with_mask");
   check_p(p, "dropout_with_mask");
   MEGA_CHECK(keep.defined() && keep.shape() == x.shape(), "[dropout_with_mask] keep has shape ",

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 #include "ops/pointwise.h"
 
@@ -71,6 +72,7 @@ static void for_each_broadcast(const Shape& a, const Shape& b, const Shape& out,
 }
 
 Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
+  OpScope scope("sum_to_shape");
   if (g.shape() == shape) return g;
   Tensor out = Tensor::zeros(shape, g.dtype());
   // Common case (bias gradients): `shape` is g's trailing dimensions, so g is rows of shape's size.
@@ -115,6 +117,7 @@ static void check_floating_pair(const Var& a, const Var& b, const char* op) {
 // A binary op: out = f(a, b); backward gives da = g * dfa(a, b, out), db = g * dfb(a, b, out).
 template <class Fwd, class DA, class DB>
 static Var binary(const char* op, const Var& a, const Var& b, Fwd fwd, DA dfa, DB dfb) {
+  OpScope scope(op);
   check_floating_pair(a, b, op);
   Shape out_shape = broadcast_shape(a.shape(), b.shape(), op);
   Tensor out = Tensor::empty(out_shape, a.dtype());
@@ -217,6 +220,7 @@ static std::vector<uint8_t> mask_bytes(const Tensor& mask) {
 }
 
 Var where(const Tensor& mask, const Var& a, const Var& b) {
+  OpScope scope("where");
   check_floating_pair(a, b, "where");
   MEGA_CHECK(a.shape() == b.shape(), "[where] a has shape ", shape_str(a.shape()), " but b has ",
              shape_str(b.shape()));
@@ -248,6 +252,7 @@ Var where(const Tensor& mask, const Var& a, const Var& b) {
 }
 
 Var masked_fill(const Var& x, const Tensor& mask, double value) {
+  OpScope scope("masked_fill");
   Shape out_shape = broadcast_shape(mask.shape(), x.shape(), "masked_fill");
   MEGA_CHECK(out_shape == x.shape(), "[masked_fill] mask ", shape_str(mask.shape()),
              " does not broadcast to ", shape_str(x.shape()));
