@@ -3,6 +3,7 @@
 // stretched dimensions (sum_to_shape).
 #include "ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/profile.h"
@@ -46,12 +47,20 @@ static void for_each_broadcast(const Shape& a, const Shape& b, const Shape& out,
     parallel_for(n, 1 << 15, [&](int64_t lo, int64_t hi) { for (int64_t i = lo; i < hi; ++i) f(i, i, i); });
     return;
   }
+  // One operand repeating over the other's leading dims: rows of its size, no division per element.
+  auto rows_of = [&](int64_t width, auto&& g) {
+    parallel_for(width ? n / width : 0, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(width, 1)),
+                 [&](int64_t lo, int64_t hi) {
+                   for (int64_t r = lo; r < hi; ++r)
+                     for (int64_t j = 0; j < width; ++j) g(r * width + j, j);
+                 });
+  };
   if (na == n && (nb == 1 || (b.size() <= a.size() && std::equal(b.rbegin(), b.rend(), a.rbegin())))) {
-    parallel_for(n, 1 << 15, [&](int64_t lo, int64_t hi) { for (int64_t i = lo; i < hi; ++i) f(i, i, i % nb); });
+    rows_of(nb, [&](int64_t i, int64_t j) { f(i, i, j); });
     return;
   }
   if (nb == n && (na == 1 || (a.size() <= b.size() && std::equal(a.rbegin(), a.rend(), b.rbegin())))) {
-    parallel_for(n, 1 << 15, [&](int64_t lo, int64_t hi) { for (int64_t i = lo; i < hi; ++i) f(i, i % na, i); });
+    rows_of(na, [&](int64_t i, int64_t j) { f(i, j, i); });
     return;
   }
   std::vector<int64_t> sa = broadcast_strides(a, out), sb = broadcast_strides(b, out);
