@@ -1,6 +1,8 @@
 // The backward pass: topological order, gradient accumulation, freeing saved state.
 #include "autograd/variable.h"
 
+#include "autograd/profile.h"
+
 #include <unordered_map>
 #include <unordered_set>
 
@@ -67,6 +69,7 @@ void accumulate_into(Tensor& a, const Tensor& b) {
 // Adds g into `slot`. The first gradient is stored without a copy; later ones make a new tensor rather
 // than adding in place, because a backward may hand the same tensor to several inputs (add's does).
 static void add_gradient(Tensor& slot, Tensor g) {
+  OpScope scope("grad_accumulate", OpPhase::Backward);
   if (!slot.defined()) {
     slot = std::move(g);
     return;
@@ -120,7 +123,11 @@ void Var::backward(const Tensor& seed_in) const {
     pending.erase(found);
     MEGA_CHECK(node->backward != nullptr, "op '", node->op,
                "' has no backward (or its graph was already freed by an earlier backward())");
-    std::vector<Tensor> grads = node->backward(grad_output);
+    std::vector<Tensor> grads;
+    {
+      OpScope scope(node->op, OpPhase::Backward);
+      grads = node->backward(grad_output);
+    }
     MEGA_CHECK(grads.size() == node->inputs.size(), "op '", node->op, "' returned ", grads.size(),
                " gradients for ", node->inputs.size(), " inputs");
     for (size_t i = 0; i < grads.size(); ++i) {

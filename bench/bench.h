@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "nn/config.h"
+
 namespace mega::bench {
 
 struct Row {
@@ -42,5 +44,18 @@ void bench_ema(Table&, const Options&);
 void bench_attention(Table&, const Options&);
 void bench_model(Table&, const Options&);
 void bench_adaptive(Table&, const Options&);
+
+// `mega bench train ...` (bench/train_bench.cpp), the arguments after "train".
+int train_command(const std::vector<std::string>& args);
+// The encoder of ../shared/baselines/torch_mega/bench_torch.py's listops_config at this length; chunk 0:
+// full attention.
+MegaConfig baseline_mega_config(int64_t length, int64_t chunk);
+// Matmul FLOPs per token of the encoder at this length: projections (v, mx, h), attention QK^T and AV over
+// the keys a query sees (the chunk or the sequence), the FFN, and the EMA's convolution on the path
+// ema_auto_path takes (direct: 2 K D per direction; FFT: D (5 n log2 n + 3 n) / L). The head, embeddings
+// and elementwise work are left out. training: x3 (backward is two products per forward one).
+double model_flops_per_token(const MegaConfig& config, int64_t length, bool training);
+// oneDNN sgemm GFLOP/s on a size^3 product, median of `repeats`.
+double sgemm_peak_gflops(int64_t size, int repeats);
 
 }  // namespace mega::bench

@@ -1,4 +1,5 @@
-// `mega bench ops [--json FILE] [--quick] [--filter NAME]`: every op family's benchmark in one table.
+// `mega bench ops [--json FILE] [--quick] [--filter NAME]`: every op family's benchmark in one table;
+// `mega bench train ...` (bench/train_bench.cpp): the training step of a model.
 #include <boost/program_options.hpp>
 #include <iostream>
 
@@ -11,6 +12,7 @@ namespace po = boost::program_options;
 namespace mega::cli {
 
 int bench(const Args& args) {
+  if (!args.empty() && args[0] == "train") return bench::train_command(Args(args.begin() + 1, args.end()));
   std::string what, json;
   bench::Options options;
   po::options_description described("mega bench ops options");
@@ -25,7 +27,7 @@ int bench(const Args& args) {
   po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
   po::notify(vm);
   if (vm.count("help") || what != "ops") {
-    std::cout << "usage: mega bench ops [options]\n" << described;
+    std::cout << "usage: mega bench ops [options]\n       mega bench train --help\n" << described;
     return vm.count("help") ? 0 : 2;
   }
   struct Family {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 #include "ops/attention_fn.h"
 #include "ops/elementwise.h"
@@ -311,6 +312,7 @@ void subtract_onehot_and_scale(Tensor& probs, const std::vector<int64_t>& target
 // Rows of hidden with an ignored target get zero gradient.
 Var adaptive_softmax_loss(const Var& hidden, const AdaptiveSoftmaxWeights& weights, const Tensor& targets,
                           int64_t ignore_index, double tail_dropout, bool training, Rng& rng) {
+  OpScope scope("adaptive_softmax_loss");
   const char* op = "adaptive_softmax_loss";
   MEGA_CHECK(hidden.defined(), "[", op, "] hidden is undefined");
   const int64_t H = check_hidden(hidden.value(), op), N = hidden.size(0);
@@ -443,6 +445,7 @@ Tensor adaptive_softmax_log_probs(const Tensor& hidden, const AdaptiveSoftmaxWei
 // Saved: the positions and local ids per band; A_b is looked up again from E_b.
 Var adaptive_input(const Tensor& ids, const std::vector<Var>& embeddings, const std::vector<Var>& projections,
                    int64_t padding_idx) {
+  OpScope scope("adaptive_input");
   const char* op = "adaptive_input";
   MEGA_CHECK(ids.defined() && ids.dtype() == DType::I64, "[", op, "] ids must be I64, got ",
              ids.defined() ? dtype_name(ids.dtype()) : "undefined");

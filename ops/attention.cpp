@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 #include "ops/attention_fn.h"
 #include "ops/elementwise.h"
@@ -39,6 +40,7 @@ AttentionFunction attention_function_from_name(const std::string& name) {
 
 // bias[i][j] = w[M - 1 + j - i]. Backward scatters: dw[M - 1 + j - i] += g[i][j].
 Var simple_relative_bias(const Var& w, int64_t n) {
+  OpScope scope("simple_relative_bias");
   MEGA_CHECK(w.dim() == 1 && w.size(0) % 2 == 1, "[simple_relative_bias] w must be (2M - 1), got ",
              shape_str(w.shape()));
   int64_t m = (w.size(0) + 1) / 2;
@@ -69,6 +71,7 @@ Var simple_relative_bias(const Var& w, int64_t n) {
 // gradient comes from autograd. Angles as HF's get_sinusoid_embeddings: in float32,
 // inv_k = exp(k * -(log(10000) / (Z/2))), angle(t, k) = t * inv_k.
 Var rotary_relative_bias(const Var& alpha, const Var& b_param, int64_t n) {
+  OpScope scope("rotary_relative_bias");
   MEGA_CHECK(alpha.dim() == 2 && alpha.size(0) == 1, "[rotary_relative_bias] alpha must be (1, Z), got ",
              shape_str(alpha.shape()));
   MEGA_CHECK(b_param.shape() == alpha.shape(), "[rotary_relative_bias] b_param has shape ", shape_str(b_param.shape()),
@@ -346,6 +349,7 @@ int64_t problem_block(const Plan& plan) {
 // backward: the causal mask, row scales, dropout factors, and for laplace / relu2 the weights f(x).
 Var attention(const Var& q, const Var& k, const Var& v, const Var& bias, const Tensor& key_mask,
               const AttentionOptions& options, Tensor* weights) {
+  OpScope scope("attention");
   const Plan plan = make_plan(q, k, v, bias, key_mask, options, "attention");
   auto masks = std::make_shared<const KeyMasks>(key_masks(key_mask, plan));
   std::shared_ptr<const DropoutMask> dropout;

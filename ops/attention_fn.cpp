@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 #include "ops/pointwise.h"
 
@@ -43,6 +44,7 @@ void softmax_row(const T* x, T* y, int64_t n) {
 
 // Saves y. Backward: dx = y (g - sum_j g_j y_j).
 Var softmax(const Var& x) {
+  OpScope scope("softmax");
   Rows r = rows_of(x, "softmax");
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   dispatch_floating(x.dtype(), "softmax", [&]<class T>() {
@@ -75,6 +77,7 @@ Var softmax(const Var& x) {
 // y = x - max - log sum exp(x - max). Saves y. Backward: dx = g - exp(y) sum_j g_j; a row of -inf
 // (exp(y) = 0 everywhere) passes no gradient.
 Var log_softmax(const Var& x) {
+  OpScope scope("log_softmax");
   Rows r = rows_of(x, "log_softmax");
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   dispatch_floating(x.dtype(), "log_softmax", [&]<class T>() {
@@ -120,6 +123,7 @@ Var log_softmax(const Var& x) {
 }
 
 Var laplace(const Var& x) {
+  OpScope scope("laplace");
   return pointwise(
       "laplace", x, [](auto v) { return attention_scalar::laplace(v); },
       [](auto v, auto) { return attention_scalar::laplace_derivative(v); });

@@ -7,6 +7,10 @@
 // by the L positions (mask index b*D + d).
 #include "ops/dropout.h"
 
+#include <algorithm>
+
+#include "autograd/profile.h"
+#include "core/rng_block.h"
 #include "core/threading.h"
 
 namespace mega {
@@ -31,8 +35,18 @@ Tensor draw_keep_mask(const Shape& shape, double p, Rng& rng) {
   bool* k = keep.data<bool>();
   uint64_t stream = rng.next_stream();
   const Rng& draws = rng;
-  parallel_for(keep.numel(), 1 << 12, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) k[i] = draws.uniform(stream, static_cast<uint64_t>(i)) >= p;
+  // uniform(stream, i) is (word 0 >> 8) * 2^-24 exactly, so the test is word 0 >> 8 >= p * 2^24 (exact in
+  // double), on blocks of words drawn side by side.
+  const double threshold = p * 16777216.0;
+  constexpr int64_t lanes = kBlockLanes;
+  const int64_t blocks = (keep.numel() + lanes - 1) / lanes;
+  parallel_for(blocks, 1 << 8, [&](int64_t lo, int64_t hi) {
+    uint32_t words[lanes];
+    for (int64_t b = lo; b < hi; ++b) {
+      philox_first_words(draws.seed(), stream, static_cast<uint64_t>(b * lanes), words);
+      const int64_t end = std::min(keep.numel(), (b + 1) * lanes);
+      for (int64_t i = b * lanes; i < end; ++i) k[i] = static_cast<double>(words[i - b * lanes] >> 8) >= threshold;
+    }
   });
   return keep;
 }
@@ -68,6 +82,7 @@ struct FeatureIndex {
 }  // namespace
 
 Var dropout(const Var& x, double p, bool training, Rng& rng) {
+  OpScope scope("dropout");
   check_x(x, "dropout");
   check_p(p, "dropout");
   if (!training || p == 0) return x;
@@ -76,6 +91,7 @@ Var dropout(const Var& x, double p, bool training, Rng& rng) {
 }
 
 Var feature_dropout(const Var& x, double p, bool training, Rng& rng) {
+  OpScope scope("feature_dropout");
   check_x(x, "feature_dropout");
   check_p(p, "feature_dropout");
   MEGA_CHECK(x.dim() == 3, "[feature_dropout] x must be (B, L, D), got shape ", shape_str(x.shape()));
@@ -86,6 +102,7 @@ Var feature_dropout(const Var& x, double p, bool training, Rng& rng) {
 }
 
 Var dropout_with_mask(const Var& x, const Tensor& keep, double p) {
+  OpScope scope("dropout");
   check_x(x, "dropout_with_mask");
   check_p(p, "dropout_with_mask");
   MEGA_CHECK(keep.defined() && keep.shape() == x.shape(), "[dropout_with_mask] keep has shape ",

@@ -3,8 +3,10 @@
 // stretched dimensions (sum_to_shape).
 #include "ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 #include "ops/pointwise.h"
 
@@ -45,12 +47,20 @@ static void for_each_broadcast(const Shape& a, const Shape& b, const Shape& out,
     parallel_for(n, 1 << 15, [&](int64_t lo, int64_t hi) { for (int64_t i = lo; i < hi; ++i) f(i, i, i); });
     return;
   }
+  // One operand repeating over the other's leading dims: rows of its size, no division per element.
+  auto rows_of = [&](int64_t width, auto&& g) {
+    parallel_for(width ? n / width : 0, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(width, 1)),
+                 [&](int64_t lo, int64_t hi) {
+                   for (int64_t r = lo; r < hi; ++r)
+                     for (int64_t j = 0; j < width; ++j) g(r * width + j, j);
+                 });
+  };
   if (na == n && (nb == 1 || (b.size() <= a.size() && std::equal(b.rbegin(), b.rend(), a.rbegin())))) {
-    parallel_for(n, 1 << 15, [&](int64_t lo, int64_t hi) { for (int64_t i = lo; i < hi; ++i) f(i, i, i % nb); });
+    rows_of(nb, [&](int64_t i, int64_t j) { f(i, i, j); });
     return;
   }
   if (nb == n && (na == 1 || (a.size() <= b.size() && std::equal(a.rbegin(), a.rend(), b.rbegin())))) {
-    parallel_for(n, 1 << 15, [&](int64_t lo, int64_t hi) { for (int64_t i = lo; i < hi; ++i) f(i, i % na, i); });
+    rows_of(na, [&](int64_t i, int64_t j) { f(i, j, i); });
     return;
   }
   std::vector<int64_t> sa = broadcast_strides(a, out), sb = broadcast_strides(b, out);
@@ -71,6 +81,7 @@ static void for_each_broadcast(const Shape& a, const Shape& b, const Shape& out,
 }
 
 Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
+  OpScope scope("sum_to_shape");
   if (g.shape() == shape) return g;
   Tensor out = Tensor::zeros(shape, g.dtype());
   // Common case (bias gradients): `shape` is g's trailing dimensions, so g is rows of shape's size.
@@ -115,6 +126,7 @@ static void check_floating_pair(const Var& a, const Var& b, const char* op) {
 // A binary op: out = f(a, b); backward gives da = g * dfa(a, b, out), db = g * dfb(a, b, out).
 template <class Fwd, class DA, class DB>
 static Var binary(const char* op, const Var& a, const Var& b, Fwd fwd, DA dfa, DB dfb) {
+  OpScope scope(op);
   check_floating_pair(a, b, op);
   Shape out_shape = broadcast_shape(a.shape(), b.shape(), op);
   Tensor out = Tensor::empty(out_shape, a.dtype());
@@ -217,6 +229,7 @@ static std::vector<uint8_t> mask_bytes(const Tensor& mask) {
 }
 
 Var where(const Tensor& mask, const Var& a, const Var& b) {
+  OpScope scope("where");
   check_floating_pair(a, b, "where");
   MEGA_CHECK(a.shape() == b.shape(), "[where] a has shape ", shape_str(a.shape()), " but b has ",
              shape_str(b.shape()));
@@ -248,6 +261,7 @@ Var where(const Tensor& mask, const Var& a, const Var& b) {
 }
 
 Var masked_fill(const Var& x, const Tensor& mask, double value) {
+  OpScope scope("masked_fill");
   Shape out_shape = broadcast_shape(mask.shape(), x.shape(), "masked_fill");
   MEGA_CHECK(out_shape == x.shape(), "[masked_fill] mask ", shape_str(mask.shape()),
              " does not broadcast to ", shape_str(x.shape()));

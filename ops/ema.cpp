@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 #include "ops/activation.h"
 #include "ops/elementwise.h"
@@ -477,6 +478,7 @@ EmaPath ema_auto_path(int64_t length, int64_t kernel_length, int directions) {
 // backward itself).
 Var ema_with_path(const Var& x, const EmaParams& params, const Tensor& padding_mask, bool bidirectional,
                   int64_t truncation, EmaPath path) {
+  OpScope scope("ema");
   Dims dm = check_ema(x, params, padding_mask, bidirectional, truncation);
   DType dtype = x.dtype();
   if (path == EmaPath::Auto)

@@ -6,11 +6,13 @@
 
 #include <cstring>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 
 namespace mega {
 
 Var embedding(const Tensor& ids, const Var& weight, int64_t padding_idx) {
+  OpScope scope("embedding");
   MEGA_CHECK(ids.defined(), "[embedding] ids are undefined");
   MEGA_CHECK(ids.dtype() == DType::I64, "[embedding] ids must be I64, got ", dtype_name(ids.dtype()));
   MEGA_CHECK(weight.defined() && weight.dim() == 2, "[embedding] weight must be (V, D), got shape ",

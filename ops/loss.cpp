@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 
 namespace mega {
@@ -52,6 +53,7 @@ Tensor matching_target(const Var& prediction, const Tensor& target, const char* 
 // A mean loss whose gradient is g/n * dloss(x_i, y_i) elementwise.
 template <class Loss, class Grad>
 Var elementwise_mean_loss(const char* op, const Var& x, const Tensor& y, Loss loss, Grad dloss) {
+  OpScope scope(op);
   int64_t n = x.numel();
   Tensor xv = x.value();
   Tensor out = Tensor::empty({}, x.dtype());
@@ -85,6 +87,7 @@ Var elementwise_mean_loss(const char* op, const Var& x, const Tensor& y, Loss lo
 //   dx_{i,c} = g / n_valid * (p_c - (1 - eps) [c == t_i] - eps / C);  ignored rows get 0.
 // Saved: logits and lse per row; p is recomputed.
 Var cross_entropy(const Var& logits, const Tensor& targets, int64_t ignore_index, double label_smoothing) {
+  OpScope scope("cross_entropy");
   check_prediction(logits, "cross_entropy", "logits");
   MEGA_CHECK(logits.dim() == 2, "[cross_entropy] logits must be (N, C), got shape ", shape_str(logits.shape()));
   int64_t N = logits.size(0), C = logits.size(1);

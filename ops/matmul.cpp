@@ -9,6 +9,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 #include "ops/elementwise.h"
 
@@ -162,6 +163,7 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool
 }
 
 Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
+  OpScope scope("matmul");
   MEGA_CHECK(a.dtype() == b.dtype(), "[matmul] dtypes differ: ", dtype_name(a.dtype()), " and ",
              dtype_name(b.dtype()));
   Tensor av = a.value(), bv = b.value();
@@ -183,6 +185,7 @@ Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
 }
 
 Var linear(const Var& x, const Var& weight, const Var& bias) {
+  OpScope scope("linear");
   MEGA_CHECK(weight.dim() == 2, "[linear] weight must be (out, in), got ", shape_str(weight.shape()));
   int64_t in = weight.size(1), out = weight.size(0);
   MEGA_CHECK(x.dim() >= 1 && x.size(-1) == in, "[linear] weight has shape ", shape_str(weight.shape()),

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <vector>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 
 namespace mega {
@@ -173,6 +174,7 @@ void rms_backward(const T* x, const T* rstd, const T* gain, bool per_feature, co
 
 // scale_norm and rms_norm: the front end after each has checked its gain.
 Var rms_normalize(const char* op, const Var& x, const Var& gain, bool per_feature, double eps) {
+  OpScope scope(op);
   int64_t D = x.size(-1), rows = x.numel() / D;
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   Tensor rstd = Tensor::empty({rows}, x.dtype());
@@ -401,6 +403,7 @@ Var rms_norm(const Var& x, const Var& weight, double eps) {
 }
 
 Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
+  OpScope scope("layer_norm");
   int64_t D = check_x(x, "layer_norm");
   check_eps(eps, "layer_norm");
   check_feature_param(weight, "weight", x, D, "layer_norm");
@@ -434,6 +437,7 @@ Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
 
 Var batch_norm(const Var& x, const Var& weight, const Var& bias, BatchNormState& state, bool training,
                double momentum, double eps) {
+  OpScope scope("batch_norm");
   int64_t D = check_x(x, "batch_norm");
   MEGA_CHECK(x.dim() >= 2, "[batch_norm] x must be (B, L, D), got shape ", shape_str(x.shape()));
   check_eps(eps, "batch_norm");

@@ -2,6 +2,7 @@
 // forward math and one line of derivative.
 #pragma once
 #include "autograd/variable.h"
+#include "autograd/profile.h"
 #include "core/threading.h"
 
 namespace mega {
@@ -9,6 +10,7 @@ namespace mega {
 // out = fwd(x) elementwise; backward: grad_x = grad_out * df(x, out). Saves x and out.
 template <class Fwd, class Df>
 Var pointwise(const char* op, const Var& a, Fwd fwd, Df df) {
+  OpScope scope(op);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   dispatch_floating(a.dtype(), op, [&]<class T>() {
     const T* x = a.value().data<T>();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "autograd/profile.h"
 #include "core/threading.h"
 
 namespace mega {
@@ -32,6 +33,7 @@ static AxisView axis_view(const Shape& shape, int64_t axis, bool keepdim) {
 }
 
 Var sum(const Var& x) {
+  OpScope scope("sum");
   Tensor out = Tensor::empty({}, x.dtype());
   dispatch_floating(x.dtype(), "sum", [&]<class T>() {
     const T* p = x.value().data<T>();
@@ -46,6 +48,7 @@ Var sum(const Var& x) {
 }
 
 Var mean(const Var& x) {
+  OpScope scope("mean");
   MEGA_CHECK(x.numel() > 0, "[mean] of an empty tensor");
   Tensor out = Tensor::empty({}, x.dtype());
   dispatch_floating(x.dtype(), "mean", [&]<class T>() {
@@ -63,6 +66,7 @@ Var mean(const Var& x) {
 
 // sum along an axis times `scale` (1 for sum, 1/n for mean).
 static Var scaled_axis_sum(const char* op, const Var& x, int64_t axis, bool keepdim, bool average) {
+         OpScope scope(op);
   axis = normalize_axis(axis, x.dim(), op);
   AxisView v = axis_view(x.shape(), axis, keepdim);
   double scale = average ? 1.0 / static_cast<double>(v.n) : 1.0;
@@ -103,6 +107,7 @@ Var sum(const Var& x, int64_t axis, bool keepdim) { return scaled_axis_sum("sum"
 Var mean(const Var& x, int64_t axis, bool keepdim) { return scaled_axis_sum("mean", x, axis, keepdim, true); }
 
 Var max(const Var& x, int64_t axis, bool keepdim) {
+  OpScope scope("max");
   axis = normalize_axis(axis, x.dim(), "max");
   AxisView v = axis_view(x.shape(), axis, keepdim);
   MEGA_CHECK(v.n > 0, "[max] over an empty axis");

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "autograd/profile.h"
 #include "ops/elementwise.h"
 
 namespace mega {
@@ -47,6 +48,7 @@ void copy_slab(const Tensor& src, int64_t src_start, Tensor& dst, int64_t dst_st
 }  // namespace
 
 Var reshape(const Var& x, const Shape& shape) {
+  OpScope scope("reshape");
   Shape original = x.shape();
   Tensor out = x.value().reshape(shape);
   return record("reshape", out, {x}, [original](const Tensor& g) -> std::vector<Tensor> {
@@ -81,6 +83,7 @@ static Tensor permute_tensor(const Tensor& x, const std::vector<int64_t>& order)
 }
 
 Var permute(const Var& x, const std::vector<int64_t>& order) {
+  OpScope scope("permute");
   MEGA_CHECK(static_cast<int64_t>(order.size()) == x.dim(), "[permute] order has ", order.size(),
              " entries for ", x.dim(), " dimensions");
   std::vector<int64_t> inverse(order.size());
@@ -104,6 +107,7 @@ Var transpose(const Var& x, int64_t dim0, int64_t dim1) {
 }
 
 Var narrow(const Var& x, int64_t dim, int64_t start, int64_t length) {
+  OpScope scope("narrow");
   dim = normalize_dim(dim, x.dim(), "narrow");
   MEGA_CHECK(start >= 0 && length >= 0 && start + length <= x.size(dim), "[narrow] [", start, ", ",
              start + length, ") out of range for dimension ", dim, " of ", shape_str(x.shape()));
@@ -139,6 +143,7 @@ std::vector<Var> split(const Var& x, int64_t dim, const std::vector<int64_t>& si
 }
 
 Var concat(const std::vector<Var>& xs, int64_t dim) {
+  OpScope scope("concat");
   MEGA_CHECK(!xs.empty(), "[concat] no inputs");
   dim = normalize_dim(dim, xs[0].dim(), "concat");
   Shape out_shape = xs[0].shape();
@@ -187,6 +192,7 @@ Var stack(const std::vector<Var>& xs, int64_t dim) {
 }
 
 Var pad(const Var& x, int64_t dim, int64_t before, int64_t after, double value) {
+  OpScope scope("pad");
   dim = normalize_dim(dim, x.dim(), "pad");
   MEGA_CHECK(before >= 0 && after >= 0, "[pad] negative padding");
   Shape out_shape = x.shape();

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "core/rng_block.h"
 #include "core/threading.h"
 #include "ops/dropout.h"
 #include "tests/gradcheck_util.h"
@@ -72,6 +73,32 @@ TEST(Dropout, MaskFollowsTheRngContract) {
     ASSERT_EQ(y.value().at(i), keep ? x.at(i) * (1 / (1 - p)) : 0.0) << "element " << i;
   }
   EXPECT_NEAR(static_cast<double>(kept) / x.numel(), 1 - p, 0.03);
+}
+
+TEST(Dropout, BlockDrawsAreTheRngsFirstWords) {
+  // The masks' side-by-side draws: word 0 of Rng::bits, across the 2^32 boundary of the counter too.
+  for (uint64_t seed : {uint64_t{0}, uint64_t{42}, uint64_t{0x123456789abcdef}}) {
+    const Rng rng(seed);
+    for (uint64_t stream : {uint64_t{0}, uint64_t{9}, uint64_t{1} << 40}) {
+      for (uint64_t first : {uint64_t{0}, uint64_t{48}, (uint64_t{1} << 32) - 5}) {
+        uint32_t words[kBlockLanes];
+        philox_first_words(seed, stream, first, words);
+        for (int l = 0; l < kBlockLanes; ++l)
+          ASSERT_EQ(words[l], rng.bits(stream, first + static_cast<uint64_t>(l))[0]) << seed << " " << stream;
+      }
+    }
+  }
+}
+
+TEST(Dropout, MaskOfAnOddSizeFollowsTheContractAtEveryElement) {
+  // 7 x 13 is no multiple of the draws' block; p = 2^-1 + 2^-24 puts the threshold on a drawable value.
+  const double p = 0.5 + 1.0 / 16777216.0;
+  Rng rng(3);
+  Tensor x = Tensor::full({7, 13}, 1.0);
+  Var y = dropout(Var(x), p, true, rng);
+  const Rng reference(3);
+  for (int64_t i = 0; i < x.numel(); ++i)
+    ASSERT_EQ(y.value().at(i) != 0, reference.uniform(0, static_cast<uint64_t>(i)) >= p) << "element " << i;
 }
 
 TEST(Dropout, SuccessiveCallsDrawDifferentMasks) {
