@@ -2,6 +2,7 @@
 // tests/mpi (label mpi).
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "recipes/distributed.h"
 
 namespace mega {

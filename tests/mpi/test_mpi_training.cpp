@@ -44,7 +44,7 @@ fs::path tiny_recipe(const std::string& normalization) {
          "  listops: {train_examples: 160, val_examples: 40, test_examples: 40, min_length: 10,\n"
          "            max_length: 40, max_depth: 4, max_args: 4}\n"
          "optim: {name: adamw, lr: 3.0e-3, weight_decay: 0.01, no_decay: [bias, norm, ema_gate]}\n"
-         "schedule: {name: linear, warmup_steps: 3}\n"
+         "schedule: {name: linear, warmup_steps: 3, total_steps: 20}\n"  // a 10-step run resumes to 20 on it
          "train: {batch_size: 16, eval_batch_size: 16, max_steps: 20, eval_interval: 10, save_interval: 10,\n"
          "        log_interval: 1, seed: 3, threads: 1, grad_clip: 1.0}\n"
          "output_dir: " << (root() / "unused").string() << "\n";
