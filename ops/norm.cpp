@@ -6,7 +6,7 @@
 // Shapes: R rows (every leading dimension of x flattened), D the normalised (last) dimension.
 // batch_norm: x (B, L, D) (any leading dimensions are accepted), statistics per feature d over the
 // N = B*L rows.
-#include "ops/norm.h"
+#include "ops/sync_batch_norm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -325,7 +325,8 @@ void batch_norm_forward(const T* x, const T* w, const T* b, const std::vector<do
 template <class T>
 void batch_norm_backward(const T* x, const T* w, const std::vector<double>& mean, const std::vector<double>& rstd,
                          bool training, const T* g, T* dx, std::vector<double>& sum_g_xhat,
-                         std::vector<double>& sum_g, int64_t N, int64_t D) {
+                         std::vector<double>& sum_g, int64_t N, int64_t D, const BatchNormSum* sync,
+                         int64_t rows) {
   int64_t blocks = block_count(N);
   std::vector<double> partials(static_cast<size_t>(blocks * 2 * D), 0.0);
   for_row_blocks(N, D, [&](int64_t blk, int64_t begin, int64_t end) {
@@ -339,17 +340,20 @@ void batch_norm_backward(const T* x, const T* w, const std::vector<double>& mean
   });
   std::vector<double> total = sum_blocks(partials, blocks, 2 * D);
   sum_g_xhat.assign(total.begin(), total.begin() + D);
-  sum_g.assign(total.begin() + D, total.end());
+  sum_g.assign(total.begin() + D, total.end());  // this rank's: the weight and bias gradients
+  // Synced, dx needs the sums of every rank's rows (the collective runs even when dx is not needed,
+  // since every rank must take part).
+  if (sync) (*sync)(total);
   if (dx == nullptr) return;
   // Per feature, dx = p g - q - c (x - mu) with p = r w, and in train mode q = p mean_rows(g),
   // c = p r mean_rows(g xhat) (both 0 in eval).
-  double inv_n = 1.0 / static_cast<double>(N);
+  double inv_n = 1.0 / static_cast<double>(rows);
   std::vector<double> p(static_cast<size_t>(D)), q(static_cast<size_t>(D), 0.0), c(static_cast<size_t>(D), 0.0);
   for (int64_t j = 0; j < D; ++j) {
     p[j] = rstd[j] * (w ? static_cast<double>(w[j]) : 1.0);
     if (training) {
-      q[j] = p[j] * sum_g[j] * inv_n;
-      c[j] = p[j] * rstd[j] * sum_g_xhat[j] * inv_n;
+      q[j] = p[j] * total[D + j] * inv_n;
+      c[j] = p[j] * rstd[j] * total[j] * inv_n;
     }
   }
   parallel_for(N, row_grain(D), [&](int64_t lo, int64_t hi) {
@@ -435,9 +439,39 @@ Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
   });
 }
 
-Var batch_norm(const Var& x, const Var& weight, const Var& bias, BatchNormState& state, bool training,
-               double momentum, double eps) {
-  OpScope scope("batch_norm");
+namespace {
+
+BatchNormSum& sync_batch_norm_sum() {
+  static BatchNormSum sum;
+  return sum;
+}
+
+// Per feature, the mean and biased variance over the rows of every rank, from one sum of
+// (sum x, sum x^2, count); returns the total count.
+template <class T>
+int64_t synced_statistics(const T* x, int64_t N, int64_t D, std::vector<double>& mean, std::vector<double>& var) {
+  std::vector<double> totals(static_cast<size_t>(2 * D + 1), 0.0);
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t j = 0; j < D; ++j) {
+      const double v = x[r * D + j];
+      totals[j] += v;
+      totals[D + j] += v * v;
+    }
+  totals[2 * D] = static_cast<double>(N);
+  sync_batch_norm_sum()(totals);
+  const double n = totals[2 * D];
+  mean.assign(static_cast<size_t>(D), 0.0);
+  var.assign(static_cast<size_t>(D), 0.0);
+  for (int64_t j = 0; j < D; ++j) {
+    mean[j] = totals[j] / n;
+    var[j] = std::max(0.0, totals[D + j] / n - mean[j] * mean[j]);
+  }
+  return static_cast<int64_t>(n);
+}
+
+Var batch_norm_impl(const Var& x, const Var& weight, const Var& bias, BatchNormState& state, bool training,
+                    double momentum, double eps, bool sync) {
+  OpScope scope(sync ? "sync_batch_norm" : "batch_norm");
   int64_t D = check_x(x, "batch_norm");
   MEGA_CHECK(x.dim() >= 2, "[batch_norm] x must be (B, L, D), got shape ", shape_str(x.shape()));
   check_eps(eps, "batch_norm");
@@ -456,11 +490,15 @@ Var batch_norm(const Var& x, const Var& weight, const Var& bias, BatchNormState&
   Tensor xv = x.value();
   Tensor wv = weight.defined() ? weight.value() : Tensor(), bv = bias.defined() ? bias.value() : Tensor();
   std::vector<double> mean, var;
+  int64_t rows = N;  // over every rank when synced
   if (training) {
-    dispatch_floating(x.dtype(), "batch_norm", [&]<class T>() { batch_statistics<T>(xv.data<T>(), N, D, mean, var); });
+    dispatch_floating(x.dtype(), "batch_norm", [&]<class T>() {
+      if (sync) rows = synced_statistics<T>(xv.data<T>(), N, D, mean, var);
+      else batch_statistics<T>(xv.data<T>(), N, D, mean, var);
+    });
     // PyTorch's update: the running variance takes the unbiased estimate, the normalisation the biased one.
     std::vector<double> unbiased(var);
-    for (double& v : unbiased) v *= static_cast<double>(N) / static_cast<double>(N - 1);
+    for (double& v : unbiased) v *= static_cast<double>(rows) / static_cast<double>(rows - 1);
     blend_into(state.running_mean, mean, momentum);
     blend_into(state.running_var, unbiased, momentum);
     state.num_batches_tracked.data<int64_t>()[0] += 1;
@@ -482,12 +520,27 @@ Var batch_norm(const Var& x, const Var& weight, const Var& bias, BatchNormState&
     std::vector<double> sum_g_xhat, sum_g;
     dispatch_floating(g.dtype(), "batch_norm", [&]<class T>() {
       batch_norm_backward<T>(xv.data<T>(), has_weight ? wv.data<T>() : nullptr, mean, rstd, training, g.data<T>(),
-                             need_x ? dx.data<T>() : nullptr, sum_g_xhat, sum_g, N, D);
+                             need_x ? dx.data<T>() : nullptr, sum_g_xhat, sum_g, N, D,
+                             sync ? &sync_batch_norm_sum() : nullptr, rows);
     });
     Tensor dw = has_weight ? tensor_from(sum_g_xhat, 0, {D}, xv.dtype()) : Tensor();
     Tensor db = has_bias ? tensor_from(sum_g, 0, {D}, xv.dtype()) : Tensor();
     return {dx, dw, db};
   });
+}
+
+}  // namespace
+
+Var batch_norm(const Var& x, const Var& weight, const Var& bias, BatchNormState& state, bool training,
+               double momentum, double eps) {
+  return batch_norm_impl(x, weight, bias, state, training, momentum, eps, false);
+}
+
+void set_sync_batch_norm_sum(BatchNormSum sum) { sync_batch_norm_sum() = std::move(sum); }
+
+Var sync_batch_norm(const Var& x, const Var& weight, const Var& bias, BatchNormState& state, bool training,
+                    double momentum, double eps) {
+  return batch_norm_impl(x, weight, bias, state, training, momentum, eps, training && sync_batch_norm_sum());
 }
 
 }  // namespace mega

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "recipes/commands.h"
+#include "recipes/distributed.h"
 #include "recipes/metrics.h"
 #include "recipes/trainer.h"
 
@@ -44,7 +45,18 @@ int train(const Args& args) {
   }
   Recipe recipe = load_recipe(args[0], overrides);
   options.terminal = isatty(fileno(stdout));
-  TrainSummary s = train(recipe, options);
+  Communicator& comm = Communicator::world();
+  TrainSummary s;
+  try {
+    s = train(recipe, options);
+  } catch (const std::exception& e) {
+    if (comm.size() == 1) throw;
+    // One rank's failure ends the job at once: the others would wait for it in their next collective.
+    std::fprintf(stderr, "mega train: rank %d of %d: error: %s\n", comm.rank(), comm.size(), e.what());
+    std::fflush(stderr);
+    comm.abort(1);
+  }
+  if (!comm.is_root()) return 0;  // rank 0 reports
   std::printf("done: %lld updates in %s, %.0f tokens/s\n", static_cast<long long>(s.steps),
               format_duration(s.seconds).c_str(), s.tokens_per_second);
   if (s.metric != Metric::Accuracy) {

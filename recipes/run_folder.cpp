@@ -82,7 +82,8 @@ std::string value_text(const RecipeValue& value) {
 
 }  // namespace
 
-void check_resume_recipe(const Recipe& recipe, const std::string& run_dir) {
+void check_resume_recipe(const Recipe& recipe, const std::string& run_dir, int64_t world_size_then,
+                         int64_t world_size_now) {
   const fs::path saved_path = fs::path(run_dir) / "recipe.yaml";
   if (!fs::exists(saved_path)) return;
   Recipe saved;
@@ -95,6 +96,9 @@ void check_resume_recipe(const Recipe& recipe, const std::string& run_dir) {
   std::string differences;
   for (const KeySpec& spec : recipe_schema()) {
     if (std::find(free_keys.begin(), free_keys.end(), spec.path) != free_keys.end()) continue;
+    if (spec.path == "train.batch_size" &&
+        recipe.train.batch_size * world_size_now == saved.train.batch_size * world_size_then)
+      continue;  // the same global batch on another number of ranks
     const RecipeValue& now = recipe.entry(spec.path).value;
     const RecipeValue& then = saved.entry(spec.path).value;
     if (now != then) differences += "\n  " + spec.path + ": " + value_text(then) + " in the run, " + value_text(now) + " now";
@@ -119,7 +123,8 @@ nlohmann::json TrainerState::to_json() const {
           {"loss_since_log", loss_since_log},
           {"steps_since_log", steps_since_log},
           {"skipped_steps", skipped_steps},
-          {"nonfinite_streak", nonfinite_streak}};
+          {"nonfinite_streak", nonfinite_streak},
+          {"world_size", world_size}};
 }
 
 namespace {
@@ -171,6 +176,8 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
   s.skipped_steps = int_field(j, "skipped_steps", 0, s.step, file);
   // Checkpoints from before the divergence guard lack it: no streak.
   if (j.contains("nonfinite_streak")) s.nonfinite_streak = int_field(j, "nonfinite_streak", 0, s.skipped_steps, file);
+  // Checkpoints from before data parallelism lack it: one process.
+  if (j.contains("world_size")) s.world_size = int_field(j, "world_size", 1, kMaxCount, file);
   return s;
 }
 

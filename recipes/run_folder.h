@@ -42,7 +42,10 @@ const std::vector<std::string>& resumable_recipe_keys();
 // Fails, listing each differing key with both values, when `recipe` differs from
 // run_dir/recipe.yaml in a key outside resumable_recipe_keys(). A run folder without recipe.yaml (a
 // run stopped before writing it) has nothing to compare.
-void check_resume_recipe(const Recipe& recipe, const std::string& run_dir);
+// A run of world_size_then ranks may resume on world_size_now ranks when the global batch
+// (train.batch_size x ranks) stays the same: train.batch_size then differs as it must.
+void check_resume_recipe(const Recipe& recipe, const std::string& run_dir, int64_t world_size_then = 1,
+                         int64_t world_size_now = 1);
 
 // Everything besides the model and optimizer that the next update depends on.
 struct TrainerState {
@@ -56,6 +59,7 @@ struct TrainerState {
   int64_t steps_since_log = 0;  // how many losses loss_since_log holds
   int64_t skipped_steps = 0;    // updates skipped for a non-finite loss or gradient, in all
   int64_t nonfinite_streak = 0; // of them, the consecutive ones up to `step`
+  int64_t world_size = 1;       // MPI ranks of the run that saved it (recipes/distributed.h)
 
   nlohmann::json to_json() const;
   // Reads and range-checks every field; errors name `file`.

@@ -22,6 +22,7 @@
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "recipes/checkpoint.h"
+#include "recipes/distributed.h"
 #include "recipes/lm_objective.h"
 #include "recipes/metrics.h"
 #include "recipes/run_folder.h"
@@ -187,12 +188,17 @@ int64_t pad_multiple(const TaskModel& model) {
 }
 
 // Fault injection for the kill-and-resume tests: MEGA_FAULT_KILL_AFTER_STEP=N makes the process SIGKILL
-// itself right after update N, before that step is logged or saved (a kill while training). The
-// kill while saving is MEGA_FAULT_KILL_IN_SAVE (recipes/checkpoint.cpp).
-std::optional<int64_t> fault_kill_after_step() {
+// itself right after update N, before that step is logged or saved (a kill while training);
+// MEGA_FAULT_KILL_AFTER_STEP=R:N kills only rank R of an MPI job. The kill while saving is
+// MEGA_FAULT_KILL_IN_SAVE (recipes/checkpoint.cpp).
+std::optional<int64_t> fault_kill_after_step(int rank) {
   const char* value = std::getenv("MEGA_FAULT_KILL_AFTER_STEP");
   if (!value || !*value) return std::nullopt;
-  return std::stoll(value);
+  const std::string text = value;
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos) return std::stoll(text);
+  if (std::stoi(text.substr(0, colon)) != rank) return std::nullopt;
+  return std::stoll(text.substr(colon + 1));
 }
 
 // Every file under `dir` by its path relative to dir's parent ("tokenizer/tokenizer.json"), for the
@@ -355,6 +361,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The recipe with train.batch_size made the global batch of `world` ranks, for the batch streams.
+Recipe global_batch_recipe(const Recipe& recipe, int world) {
+  Recipe global = recipe;
+  global.train.batch_size *= world;
+  return global;
+}
+
 }  // namespace
 
 // ---- The driver ----
@@ -362,7 +375,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   const fs::path run_dir = recipe.output_dir;
   const TrainRecipe& t = recipe.train;
-  const RunFolderLock lock(run_dir.string());  // one run at a time writes the folder
+  // Data parallelism (distributed.h): every rank runs this driver on its shard of each global batch of
+  // world x train.batch_size; rank 0 alone writes the run folder and evaluates.
+  Communicator& comm = Communicator::world();
+  const int world = comm.size();
+  const bool root = comm.is_root();
+  std::optional<RunFolderLock> lock;
+  if (root) lock.emplace(run_dir.string());  // one run at a time writes the folder
   CheckpointDir checkpoints(run_dir.string());
 
   // Resume reads and validates everything (recipe, checkpoint, metrics log) before anything is
@@ -373,7 +392,7 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
     std::vector<std::string> skipped;
     resumed = newest_valid_checkpoint(checkpoints, skipped);
     for (const std::string& warning : skipped) std::fprintf(stderr, "warning: %s\n", warning.c_str());
-    if (resumed) check_resume_recipe(recipe, run_dir.string());
+    if (resumed) check_resume_recipe(recipe, run_dir.string(), resumed->state.world_size, world);
   } else {
     MEGA_CHECK(checkpoints.list().empty(), "output_dir '", run_dir.string(),
                "' already holds checkpoints: pass --resume to continue that run, or set another output_dir");
@@ -387,63 +406,82 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   // a resumed one reads it back; every checkpoint carries a copy.
   DataSource source = recipe.data.source;
   source.artifacts_dir = (run_dir / kArtifactsFolder).string();
-  if (!resumed) fs::remove_all(source.artifacts_dir);
+  if (!resumed && root) fs::remove_all(source.artifacts_dir);
+  // Rank 0 reads (generates, learns the tokenizer) first; the others then read what it left.
+  const auto load_in_rank_order = [&] {
+    if (!root) comm.barrier();
+    TaskSplits splits = load_data(recipe, task, source);
+    if (root) comm.barrier();
+    return splits;
+  };
   // A language model's vocabulary (and so its size) comes from its train split: read before the model.
   std::optional<TaskSplits> lm_data;
-  if (is_language_model(task)) lm_data = load_data(recipe, task, source);
+  if (is_language_model(task)) lm_data = load_in_rank_order();
   MEGA_CHECK(!lm_data || t.max_steps > 0, problem_at(recipe, "train.max_epochs",
                                                      "a language model trains for train.max_steps"));
   std::unique_ptr<TaskModel> model = build_model(recipe, lm_data ? lm_data->vocabulary->size() : 0);
   Rng rng(t.seed);  // init draws its streams first, then every dropout call takes the next one
-  model->init_weights(rng);
+  model->init_weights(rng);  // the same weights on every rank
+  if (world > 1) rng = rank_rng(t.seed, comm.rank(), rng.stream_position());  // dropout: (seed, rank, step)
   Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
                                    recipe.optim.no_decay),
                       recipe.optim.options);
-  TaskSplits data = lm_data ? std::move(*lm_data) : load_data(recipe, task, source);
+  TaskSplits data = lm_data ? std::move(*lm_data) : load_in_rank_order();
   const Vocabulary* vocabulary = data.vocabulary.get();
   std::map<std::string, std::string> checkpoint_files = folder_files(source.artifacts_dir);
   if (vocabulary) checkpoint_files["dict.txt"] = vocabulary->to_dict_text();
   const std::vector<Var> params = all_params(optimizer.groups());
   BatchingOptions batching;
-  batching.batch_size = t.batch_size;
+  batching.batch_size = t.batch_size * world;  // the global batch; each rank trains on its rows
   batching.shuffle = true;
   batching.seed = t.seed;
   batching.bucket_batches = recipe.data.bucket_batches;
   std::unique_ptr<BatchSource> stream;
   if (is_language_model(task))
-    stream = std::make_unique<SegmentStream>(&data.train[0].ids, segment_options(recipe, *vocabulary));
+    stream = std::make_unique<SegmentStream>(&data.train[0].ids, segment_options(global_batch_recipe(recipe, world),
+                                                                                   *vocabulary));
   else stream = std::make_unique<BatchStream>(&data.train, batching, task.input.pad_id, pad_multiple(*model));
   const Schedule schedule = resolved_schedule(recipe, stream->batches_per_epoch());
   const int64_t total = total_updates(recipe, stream->batches_per_epoch());
 
   TrainerState state;
+  state.world_size = world;
   if (resumed) {
     state = restore(*resumed, *model, optimizer, *stream, recipe, total);
+    state.world_size = world;
     stream->set_position(state.data);
     rng.set_stream_position(state.rng_stream);
   }
   const fs::path metrics_path = run_dir / "metrics.jsonl";
-  if (!resumed) fs::remove(metrics_path);  // a fresh run starts a fresh log
-  MetricsLog metrics(metrics_path.string(), resumed ? state.step : -1);  // the last check before writing
-  write_file_atomically((run_dir / "recipe.yaml").string(), recipe_to_yaml(recipe));
-  if (vocabulary) write_vocabulary(*vocabulary, run_dir.string());
-  if (resumed) {
+  comm.barrier();  // every rank has read the run folder before rank 0 writes it
+  if (!resumed && root) fs::remove(metrics_path);  // a fresh run starts a fresh log
+  // The last check before writing; the other ranks log nowhere.
+  std::optional<MetricsLog> metrics;
+  if (root) metrics.emplace(metrics_path.string(), resumed ? state.step : -1);
+  if (root) write_file_atomically((run_dir / "recipe.yaml").string(), recipe_to_yaml(recipe));
+  if (vocabulary && root) write_vocabulary(*vocabulary, run_dir.string());
+  if (resumed && root) {
     for (const std::string& dir : resumed->skipped) {
       const std::string aside = checkpoints.set_aside(dir);
       std::fprintf(stderr, "warning: set the unusable checkpoint %s aside as %s\n", dir.c_str(), aside.c_str());
     }
   }
-  if (t.tensorboard) metrics.add_sink(std::make_unique<TensorBoardSink>((run_dir / "tb").string()));
-  Progress progress(total, state.step, options.terminal);
-  if (resumed) progress.message("resumed from " + resumed->dir + " at step " + std::to_string(state.step));
-  else
-    progress.message("training " + std::to_string(total) + " updates, " +
+  if (t.tensorboard && root) metrics->add_sink(std::make_unique<TensorBoardSink>((run_dir / "tb").string()));
+  std::optional<Progress> progress;
+  if (root) progress.emplace(total, state.step, options.terminal);
+  if (resumed && root) progress->message("resumed from " + resumed->dir + " at step " + std::to_string(state.step));
+  else if (root)
+    progress->message("training " + std::to_string(total) + " updates, " +
                      (vocabulary ? std::to_string(data.train[0].ids.size()) + " tokens (vocabulary " +
                                        std::to_string(vocabulary->size()) + ")"
                                  : std::to_string(data.train.size()) + " examples") +
                      ", run directory " + run_dir.string());
 
-  const auto kill_after = fault_kill_after_step();
+  const auto kill_after = fault_kill_after_step(comm.rank());
+  std::optional<GradientAllreduce> gradients;
+  if (world > 1) gradients.emplace(params, comm);
+  const SyncBatchNormScope sync_batch_norm(comm);
+  double allreduce_wait_since_log = 0;
   const auto started = std::chrono::steady_clock::now();
   auto log_started = started;
   int64_t tokens_total = 0, tokens_since_log = 0;
@@ -454,13 +492,19 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   while (state.step < total) {
     double loss_sum = 0;
     for (int64_t micro = 0; micro < t.accumulate; ++micro) {
-      Batch batch = stream->next();
+      Batch global = stream->next();
+      Batch batch = shard_batch(global, comm.rank(), world);
+      // This rank's share of the global batch's mean loss (its examples, or a language model's tokens).
+      const double share = world == 1 ? 1.0 : shard_weight(batch, global, is_language_model(task));
       Var loss = model->loss(batch, rng);
-      (loss * (1.0 / static_cast<double>(t.accumulate))).backward();
-      loss_sum += loss.item();
-      tokens_since_log += batch.tokens;
-      tokens_total += batch.tokens;
+      (loss * (share / static_cast<double>(t.accumulate))).backward();
+      loss_sum += loss.item() * share;
+      tokens_since_log += global.tokens;
+      tokens_total += global.tokens;
     }
+    // The shares' gradients and losses summed over the ranks are those of the whole global batch.
+    if (gradients) allreduce_wait_since_log += gradients->reduce(1.0);
+    if (world > 1) loss_sum = sum_over_ranks(comm, loss_sum);
     const double loss = loss_sum / static_cast<double>(t.accumulate);
     const double lr = learning_rate(schedule, state.step);  // the rate of update step + 1 (schedule.h)
     const double norm = t.grad_clip > 0 ? clip_grad_norm(params, t.grad_clip) : grad_norm(params);
@@ -485,15 +529,24 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
       const double mean_loss = state.steps_since_log > 0
                                    ? state.loss_since_log / static_cast<double>(state.steps_since_log)
                                    : std::numeric_limits<double>::quiet_NaN();
-      metrics.write({{"step", state.step},
-                     {"epoch", state.data.epoch},
-                     {"loss", mean_loss},
-                     {"lr", lr},
-                     {"grad_norm", norm},
-                     {"tokens_per_s", tokens_per_second},
-                     {"skipped_steps", state.skipped_steps},
-                     {"wall_time", unix_time_now()}});
-      progress.update(state.step, mean_loss, lr, tokens_per_second, state.skipped_steps);
+      nlohmann::json row = {{"step", state.step},
+                            {"epoch", state.data.epoch},
+                            {"loss", mean_loss},
+                            {"lr", lr},
+                            {"grad_norm", norm},
+                            {"tokens_per_s", tokens_per_second},
+                            {"skipped_steps", state.skipped_steps},
+                            {"wall_time", unix_time_now()}};
+      if (world > 1) {
+        row["world_size"] = world;
+        row["global_batch"] = t.batch_size * world;
+        row["allreduce_wait_s"] = allreduce_wait_since_log;  // this rank's (rank 0), over the interval
+      }
+      allreduce_wait_since_log = 0;
+      if (root) {
+        metrics->write(row);
+        progress->update(state.step, mean_loss, lr, tokens_per_second, state.skipped_steps);
+      }
       state.loss_since_log = 0;
       state.steps_since_log = 0;
       tokens_since_log = 0;
@@ -501,11 +554,12 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
     }
 
     bool new_best = false;
-    if (state.step % t.eval_interval == 0 || state.step == total) {
+    // Rank 0 alone evaluates (the others go on to the next allreduce and wait there for it).
+    if (root && (state.step % t.eval_interval == 0 || state.step == total)) {
       const EvalResult val = evaluate(*model, data.val, recipe, task, vocabulary);
       last_val = val;
-      metrics.write(eval_row(state.step, "val", val, task));
-      progress.message("step " + std::to_string(state.step) + "  " + eval_text("val", val, task));
+      metrics->write(eval_row(state.step, "val", val, task));
+      progress->message("step " + std::to_string(state.step) + "  " + eval_text("val", val, task));
       // The accuracy of NaN logits is an accident of argmax: such an evaluation is never the best. A
       // language model's best is its lowest valid loss.
       const bool better = is_language_model(task)
@@ -519,10 +573,10 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
       }
     }
     // The best model gets a checkpoint of its own, so retention can keep it.
-    if (state.step % t.save_interval == 0 || state.step == total || new_best)
+    if (root && (state.step % t.save_interval == 0 || state.step == total || new_best))
       save(checkpoints, *model, optimizer, state, checkpoint_files);
   }
-  progress.finish();
+  if (root) progress->finish();
 
   TrainSummary summary;
   summary.steps = state.step;
@@ -531,10 +585,11 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   summary.best_val_accuracy = state.best_val_accuracy;
   summary.best_val_loss = state.best_val_loss;
   summary.metric = task.metric;
+  if (!root) return summary;  // rank 0 evaluates and reports
   summary.val = last_val ? *last_val : evaluate(*model, data.val, recipe, task, vocabulary);
   summary.test = evaluate(*model, data.test, recipe, task, vocabulary);
   // A finished run resumed again already logged its test row.
-  if (!metrics.has_eval(state.step, "test")) metrics.write(eval_row(state.step, "test", summary.test, task));
+  if (!metrics->has_eval(state.step, "test")) metrics->write(eval_row(state.step, "test", summary.test, task));
   return summary;
 }
 

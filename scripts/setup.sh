@@ -6,6 +6,7 @@ packages=(cmake make g++ pkg-config git libdnnl-dev libfftw3-dev libboost-progra
           zlib1g-dev   # gzip IDX files (MNIST family)
           libpng-dev   # Pathfinder images
           libsentencepiece-dev   # subword tokenizers (data/tokenizer.cpp)
+          libopenmpi-dev openmpi-bin   # data-parallel training (recipes/distributed.cpp, mpirun)
           ocl-icd-opencl-dev)  # dnnl-config.cmake find_package(OpenCL)s even for the CPU engine
 missing=()
 for p in "${packages[@]}"; do

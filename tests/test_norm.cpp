@@ -8,6 +8,7 @@
 #include "core/threading.h"
 #include "ops/elementwise.h"
 #include "ops/norm.h"
+#include "ops/sync_batch_norm.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"
 #include "tests/gradcheck_util.h"
@@ -218,6 +219,57 @@ TEST(NormBatch, GradcheckEval) {
   EXPECT_GRADCHECK([&](const std::vector<Var>& v) { return batch_norm(v[0], v[1], v[2], state, false); },
                    (std::vector<Tensor>{random_tensor({2, 4, 3}, 26), random_tensor({3}, 27, 0.5, 1.0),
                                         random_tensor({3}, 28)}));
+}
+
+// ---- sync_batch_norm ------------------------------------------------------------------------------
+
+// The hook of a rank whose partner holds the same batch: every sum doubles.
+struct TwinRankHook {
+  TwinRankHook() {
+    set_sync_batch_norm_sum([](std::vector<double>& values) {
+      for (double& v : values) v *= 2;
+    });
+  }
+  ~TwinRankHook() { set_sync_batch_norm_sum(nullptr); }
+};
+
+TEST(NormSyncBatch, OneRankGradcheckThroughTheSyncedStatistics) {
+  set_sync_batch_norm_sum([](std::vector<double>&) {});  // a world of one rank: the sums stay
+  BatchNormState state = fresh_state(4);
+  EXPECT_GRADCHECK([&](const std::vector<Var>& v) { return sync_batch_norm(v[0], v[1], v[2], state, true); },
+                   (std::vector<Tensor>{random_tensor({2, 3, 4}, 22, 2.0, 1.0), random_tensor({4}, 23, 0.5, 1.0),
+                                        random_tensor({4}, 24)}));
+  set_sync_batch_norm_sum(nullptr);
+}
+
+TEST(NormSyncBatch, TwoRanksNormaliseAsBatchNormOfTheWholeBatch) {
+  Tensor x = random_tensor({2, 3, 4}, 40, 2.0, 1.0), g = random_tensor({2, 3, 4}, 41);
+  Tensor w = random_tensor({4}, 42, 0.5, 1.0), b = random_tensor({4}, 43);
+  // The whole batch: this rank's rows and its twin's.
+  Var whole_x(concat({Var(x), Var(x)}, 0).value(), true);
+  BatchNormState whole_state = fresh_state(4);
+  Var whole_y = batch_norm(whole_x, Var(w), Var(b), whole_state, true);
+  sum(whole_y * Var(concat({Var(g), Var(g)}, 0).value())).backward();
+
+  TwinRankHook twin;
+  Var rank_x(x, true), rank_w(w, true), rank_b(b, true);
+  BatchNormState rank_state = fresh_state(4);
+  Var rank_y = sync_batch_norm(rank_x, rank_w, rank_b, rank_state, true);
+  sum(rank_y * Var(g)).backward();
+  const Tensor whole = whole_y.value(), whole_dx = whole_x.grad();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    EXPECT_NEAR(rank_y.value().data<double>()[i], whole.data<double>()[i], 1e-9);
+    EXPECT_NEAR(rank_x.grad().data<double>()[i], whole_dx.data<double>()[i], 1e-9);
+  }
+  // The weight gradient is this rank's half; the gradient allreduce adds the twin's.
+  EXPECT_NEAR(2 * rank_w.grad().data<double>()[1], 0.0 + [&] {
+    Var wv(w, true);
+    BatchNormState s = fresh_state(4);
+    sum(batch_norm(Var(concat({Var(x), Var(x)}, 0).value()), wv, Var(b), s, true) *
+        Var(concat({Var(g), Var(g)}, 0).value())).backward();
+    return wv.grad().data<double>()[1];
+  }(), 1e-9);
+  EXPECT_NEAR(rank_state.running_var.data<float>()[2], whole_state.running_var.data<float>()[2], 1e-6);
 }
 
 TEST(NormBatch, TrainMatchesReference) {
