@@ -168,7 +168,7 @@ BuiltModel build(const TrainBenchOptions& o, int64_t length, int64_t chunk) {
   }
   const Recipe recipe = load_recipe(o.recipe, overrides);
   b.model = build_model(recipe);
-  b.groups = decay_groups(b.model->module().named_parameters(), recipe.optim.weight_decay, recipe.optim.no_decay);
+  b.groups = rule_groups(b.model->module().named_parameters(), recipe.optim.group_rules());
   b.optimizer = recipe.optim.options;
   b.lr = recipe.optim.lr;
   b.grad_clip = recipe.train.grad_clip;
@@ -212,7 +212,7 @@ nlohmann::json run_row(const TrainBenchOptions& o, int64_t length, int64_t chunk
   BuiltModel built = build(o, length, chunk);
   TaskModel& model = *built.model;
   Rng rng(0);
-  init_mega_weights(model.module(), model.encoder_config(), rng);
+  model.init_weights(rng);
   Optimizer optimizer(built.groups, built.optimizer);
   const std::vector<Var> params = all_params(optimizer.groups());
   const int64_t batch = std::max<int64_t>(1, o.batch_tokens / length);

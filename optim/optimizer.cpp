@@ -2,6 +2,9 @@
 // save/load and gradient clipping.
 #include "optim/optimizer.h"
 
+#include <fnmatch.h>
+
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -111,6 +114,53 @@ std::vector<ParamGroup> decay_groups(const std::vector<std::pair<std::string, Va
   std::vector<ParamGroup> groups;
   if (!decay.params.empty()) groups.push_back(std::move(decay));
   if (!keep.params.empty()) groups.push_back(std::move(keep));
+  return groups;
+}
+
+bool glob_match(const std::string& pattern, const std::string& name) {
+  return fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+}
+
+std::vector<ParamGroup> rule_groups(const std::vector<std::pair<std::string, Var>>& named, const GroupRules& rules) {
+  for (const auto& [pattern, factor] : rules.lr_scale)
+    MEGA_CHECK(factor >= 0, "[optimizer] lr_scale factor of '", pattern, "' is negative: ", factor);
+  std::vector<size_t> freeze_hits(rules.freeze.size(), 0), scale_hits(rules.lr_scale.size(), 0);
+  std::vector<std::pair<std::string, Var>> trained;
+  std::map<VariableImpl*, double> scale_of;
+  for (const auto& [name, var] : named) {
+    if (scale_of.count(var.impl())) continue;  // a tied weight, under its first name (as decay_groups)
+    double scale = -1;  // -1: no pattern yet
+    for (size_t i = 0; i < rules.lr_scale.size(); ++i) {
+      if (!glob_match(rules.lr_scale[i].first, name)) continue;
+      ++scale_hits[i];
+      if (scale < 0) scale = rules.lr_scale[i].second;
+    }
+    scale_of[var.impl()] = scale < 0 ? 1.0 : scale;
+    bool frozen = false;
+    for (size_t i = 0; i < rules.freeze.size(); ++i)
+      if (glob_match(rules.freeze[i], name)) frozen = true, ++freeze_hits[i];
+    if (!frozen) trained.emplace_back(name, var);
+  }
+  const char* glob_note = " (a glob: * and ? match any characters, dots included)";
+  for (size_t i = 0; i < rules.freeze.size(); ++i)
+    MEGA_CHECK(freeze_hits[i] > 0, "[optimizer] freeze pattern '", rules.freeze[i], "'", glob_note,
+               " matches no parameter name");
+  for (size_t i = 0; i < rules.lr_scale.size(); ++i)
+    MEGA_CHECK(scale_hits[i] > 0, "[optimizer] lr_scale pattern '", rules.lr_scale[i].first, "'", glob_note,
+               " matches no parameter name");
+  // Each decay group split by scale, the scales in order of first appearance.
+  std::vector<ParamGroup> groups;
+  for (const ParamGroup& group : decay_groups(trained, rules.weight_decay, rules.no_decay)) {
+    const size_t first = groups.size();
+    for (size_t i = 0; i < group.params.size(); ++i) {
+      const double scale = scale_of.at(group.params[i].impl());
+      auto same = std::find_if(groups.begin() + static_cast<std::ptrdiff_t>(first), groups.end(),
+                               [&](const ParamGroup& g) { return g.lr_scale == scale; });
+      if (same == groups.end()) same = groups.insert(groups.end(), ParamGroup{{}, {}, scale, group.weight_decay});
+      same->params.push_back(group.params[i]);
+      same->names.push_back(group.names[i]);
+    }
+  }
   return groups;
 }
 

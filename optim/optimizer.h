@@ -29,6 +29,21 @@ struct ParamGroup {
 std::vector<ParamGroup> decay_groups(const std::vector<std::pair<std::string, Var>>& named,
                                      double weight_decay, const std::vector<std::string>& no_decay);
 
+// Fine-tuning rules over named parameters. Patterns are globs (fnmatch: * and ? match any characters,
+// dots included; [...] a set), matched against the whole name ("mega.layers.0.*").
+//   freeze    parameters matching any pattern are left out of every group: no update, no weight decay
+//   lr_scale  (pattern, factor): a parameter's lr_scale is the factor of the first pattern it matches
+// Groups are decay_groups' two, split further by lr_scale; an empty group is left out. A pattern that
+// matches no parameter is an error naming it (a typo would otherwise train what was meant to stay fixed).
+struct GroupRules {
+  double weight_decay = 0.0;
+  std::vector<std::string> no_decay{};
+  std::vector<std::string> freeze{};
+  std::vector<std::pair<std::string, double>> lr_scale{};
+};
+std::vector<ParamGroup> rule_groups(const std::vector<std::pair<std::string, Var>>& named, const GroupRules& rules);
+bool glob_match(const std::string& pattern, const std::string& name);
+
 enum class OptimizerKind { Sgd, Adam, AdamW };
 OptimizerKind optimizer_kind_from_name(const std::string& name);  // "sgd", "adam", "adamw"
 const char* optimizer_kind_name(OptimizerKind kind);

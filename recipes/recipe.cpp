@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -117,8 +118,16 @@ std::vector<KeySpec> build_schema() {
   const double big = 1e9;
   std::vector<KeySpec> s = {
       // ---- model: the task head (the MegaConfig keys before it come from the field table) ----
-      key_string("model.head", "sequence_classification", {"sequence_classification", "causal_lm"},
-                 "the task head: sequence_classification, or causal_lm for a language-modelling task"),
+      key_string("model.head", "sequence_classification", {"sequence_classification", "causal_lm", "masked_lm"},
+                 "the task head: sequence_classification, causal_lm for a language-modelling task, or masked_lm "
+                 "to pretrain on a classification task's texts (recipes/mlm_objective.h)"),
+      [] {
+        KeySpec from = make_spec("model.from_pretrained", ValueType::String, std::monostate{});
+        from.nullable = true;
+        from.help = "an HF Mega checkpoint folder (config.json, model.safetensors) whose mega.* encoder weights "
+                    "a fresh run starts from (recipes/pretrained.h); null: random init";
+        return from;
+      }(),
       // The adaptive input/softmax keys (Baevski & Auli 2019; Grave et al. 2017; nn/mega_lm.h).
       key_bool("model.adaptive_input", false, "causal_lm: adaptive input embeddings over the cutoffs' bands"),
       [] {
@@ -175,6 +184,18 @@ std::vector<KeySpec> build_schema() {
         KeySpec no_decay = make_spec("optim.no_decay", ValueType::StringList, Strings{});
         no_decay.help = "parameter-name substrings with no weight decay (biases, norms, ...)";
         return no_decay;
+      }(),
+      [] {
+        KeySpec freeze = make_spec("optim.freeze", ValueType::StringList, Strings{});
+        freeze.help = "globs (* and ? match any characters, dots included) on parameter names: those parameters "
+                      "are not updated and get no weight decay; a glob that matches nothing is an error";
+        return freeze;
+      }(),
+      [] {
+        KeySpec lr_scale = make_spec("optim.lr_scale", ValueType::StringList, Strings{});
+        lr_scale.help = "GLOB=FACTOR entries, e.g. [\"mega.*=0.1\"]: the learning rate of parameters whose name "
+                        "matches GLOB is scaled by FACTOR (the first matching entry decides)";
+        return lr_scale;
       }(),
       // ---- schedule ----
       key_string("schedule.name", "linear", {"constant", "linear", "cosine", "inverse_sqrt"}, ""),
@@ -615,6 +636,16 @@ void build_sections(Recipe& r) {
   o.lr = r.get_float("optim.lr");
   o.weight_decay = r.get_float("optim.weight_decay");
   o.no_decay = r.get_strings("optim.no_decay");
+  o.freeze = r.get_strings("optim.freeze");
+  for (const std::string& entry : r.get_strings("optim.lr_scale")) {
+    const size_t equals = entry.rfind('=');
+    char* end = nullptr;
+    const double factor = equals == std::string::npos ? 0 : std::strtod(entry.c_str() + equals + 1, &end);
+    MEGA_CHECK(equals != std::string::npos && equals > 0 && end && *end == '\0' && end != entry.c_str() + equals + 1 &&
+                   factor >= 0,
+               problem_at(r, "optim.lr_scale", "entry '" + entry + "' is not GLOB=FACTOR with a factor >= 0"));
+    o.lr_scale.emplace_back(entry.substr(0, equals), factor);
+  }
 
   TrainRecipe& t = r.train;
   t.batch_size = r.get_int("train.batch_size");

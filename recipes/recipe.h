@@ -77,6 +77,9 @@ struct OptimRecipe {
   double lr = 0;  // the peak learning rate (the schedule's peak_lr)
   double weight_decay = 0;
   std::vector<std::string> no_decay;  // parameter-name substrings excluded from weight decay
+  std::vector<std::string> freeze;    // parameter-name globs left out of the optimizer
+  std::vector<std::pair<std::string, double>> lr_scale;  // (glob, factor), from "GLOB=FACTOR"
+  GroupRules group_rules() const { return {weight_decay, no_decay, freeze, lr_scale}; }
 };
 
 struct TrainRecipe {

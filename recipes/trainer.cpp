@@ -25,6 +25,8 @@
 #include "recipes/distributed.h"
 #include "recipes/lm_objective.h"
 #include "recipes/metrics.h"
+#include "recipes/mlm_objective.h"
+#include "recipes/pretrained.h"
 #include "recipes/run_folder.h"
 #include "recipes/tensorboard.h"
 
@@ -110,6 +112,7 @@ std::unique_ptr<TaskModel> build_model(const Recipe& recipe, int64_t lm_vocab_si
     return build_language_model(recipe, unit, lm_vocab_size > 0 ? lm_vocab_size : task.input.vocab_size);
   }
   try {
+    if (recipe.get_string("model.head") == "masked_lm") return build_masked_lm(recipe, task);
     return make_task_model(task.input, classifier_options_from_recipe(recipe, task_info(recipe)),
                            pair_features_from_name(recipe.get_string("model.pair_features")));
   } catch (const Error& e) {
@@ -135,8 +138,7 @@ std::vector<std::string> check_setup(const Recipe& recipe) {
   }
   if (model) {
     try {
-      Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
-                                       recipe.optim.no_decay),
+      Optimizer optimizer(rule_groups(model->module().named_parameters(), recipe.optim.group_rules()),
                           recipe.optim.options);
     } catch (const Error& e) {
       problems.push_back(locate_problem(recipe, "optim.", e.what(), "optim.name"));
@@ -228,6 +230,8 @@ EvalResult evaluate(TaskModel& model, const std::vector<SequenceExample>& exampl
     return EvalResult{.loss = m.loss, .accuracy = 0, .examples = 1, .perplexity = m.perplexity,
                       .bits_per_byte = m.bits_per_byte, .tokens = m.tokens};
   }
+  if (auto* masked_lm = dynamic_cast<MaskedLmModel*>(&model))
+    return evaluate_masked_lm(*masked_lm, examples, recipe, task);
   MEGA_CHECK(task.metric == Metric::Accuracy, "[trainer] metric '", metric_name(task.metric), "' is not computed yet");
   model.module().eval();
   NoGradGuard no_grad;
@@ -422,9 +426,9 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   std::unique_ptr<TaskModel> model = build_model(recipe, lm_data ? lm_data->vocabulary->size() : 0);
   Rng rng(t.seed);  // init draws its streams first, then every dropout call takes the next one
   model->init_weights(rng);  // the same weights on every rank
+  if (!resumed && !recipe.is_null("model.from_pretrained")) start_from_pretrained(recipe, *model);
   if (world > 1) rng = rank_rng(t.seed, comm.rank(), rng.stream_position());  // dropout: (seed, rank, step)
-  Optimizer optimizer(decay_groups(model->module().named_parameters(), recipe.optim.weight_decay,
-                                   recipe.optim.no_decay),
+  Optimizer optimizer(rule_groups(model->module().named_parameters(), recipe.optim.group_rules()),
                       recipe.optim.options);
   TaskSplits data = lm_data ? std::move(*lm_data) : load_in_rank_order();
   const Vocabulary* vocabulary = data.vocabulary.get();

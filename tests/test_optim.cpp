@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "core/safetensors.h"
+#include "tests/gradcheck_util.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "optim/optimizer.h"
@@ -250,4 +252,83 @@ TEST(Optim, StateSurvivesASafetensorsFile) {
   second.step(0.01);
   EXPECT_EQ(p.value().to_vector(), q.value().to_vector());
   EXPECT_EQ(second.state_dict().at("layer.weight.step").item(), 2);
+}
+
+// ---- Fine-tuning rules: freeze and lr_scale by glob ----
+
+namespace {
+
+struct Named {
+  std::vector<std::pair<std::string, Var>> named;
+  std::vector<Tensor> before;
+};
+
+Named encoder_and_head() {
+  Named n;
+  for (const char* name : {"mega.layers.0.weight", "mega.layers.0.bias", "mega.layers.1.weight", "classifier.weight"}) {
+    n.named.emplace_back(name, fresh_param());
+    n.before.push_back(n.named.back().second.value().clone());
+  }
+  return n;
+}
+
+// Three AdamW steps (weight decay 0.1, so even a zero gradient would move a decayed weight).
+void three_steps(const Named& n, const GroupRules& rules) {
+  Optimizer opt(rule_groups(n.named, rules), OptimizerOptions{});
+  for (const auto& grad : kGrads) {
+    for (const auto& [name, var] : n.named) var.set_grad(Tensor::from(grad, {2}));
+    opt.step(0.01);
+  }
+}
+
+bool bit_equal(const Tensor& a, const Tensor& b) {
+  return std::memcmp(a.data<double>(), b.data<double>(), sizeof(double) * static_cast<size_t>(a.numel())) == 0;
+}
+
+}  // namespace
+
+TEST(OptimRules, FrozenParametersStayBitEqualWhileTheOthersMove) {
+  Named n = encoder_and_head();
+  three_steps(n, GroupRules{.weight_decay = 0.1, .freeze = {"mega.layers.0.*"}});
+  EXPECT_TRUE(bit_equal(n.named[0].second.value(), n.before[0]));
+  EXPECT_TRUE(bit_equal(n.named[1].second.value(), n.before[1]));
+  EXPECT_FALSE(bit_equal(n.named[2].second.value(), n.before[2]));
+  EXPECT_FALSE(bit_equal(n.named[3].second.value(), n.before[3]));
+}
+
+TEST(OptimRules, LrScaleZeroUpdatesLikeFrozen) {
+  Named frozen = encoder_and_head(), scaled = encoder_and_head();
+  three_steps(frozen, GroupRules{.weight_decay = 0.1, .freeze = {"mega.*"}});
+  three_steps(scaled, GroupRules{.weight_decay = 0.1, .lr_scale = {{"mega.*", 0.0}}});
+  for (size_t i = 0; i < frozen.named.size(); ++i)
+    EXPECT_TRUE(bit_equal(frozen.named[i].second.value(), scaled.named[i].second.value())) << frozen.named[i].first;
+  EXPECT_TRUE(bit_equal(scaled.named[0].second.value(), scaled.before[0]));
+}
+
+TEST(OptimRules, GroupsSplitByDecayAndScaleWithTheFirstMatchingPatternDeciding) {
+  Named n = encoder_and_head();
+  std::vector<ParamGroup> groups =
+      rule_groups(n.named, GroupRules{.weight_decay = 0.1,
+                                      .no_decay = {"bias"},
+                                      .lr_scale = {{"mega.layers.1.*", 0.5}, {"mega.*", 0.1}}});
+  ASSERT_EQ(groups.size(), 4u);  // decayed x {0.1, 0.5, 1}, undecayed x {0.1}
+  EXPECT_EQ(groups[0].names, (std::vector<std::string>{"mega.layers.0.weight"}));
+  EXPECT_EQ(groups[0].lr_scale, 0.1);
+  EXPECT_EQ(groups[1].names, (std::vector<std::string>{"mega.layers.1.weight"}));
+  EXPECT_EQ(groups[1].lr_scale, 0.5);
+  EXPECT_EQ(groups[2].names, (std::vector<std::string>{"classifier.weight"}));
+  EXPECT_EQ(groups[2].lr_scale, 1.0);
+  EXPECT_EQ(groups[3].names, (std::vector<std::string>{"mega.layers.0.bias"}));
+  EXPECT_EQ(groups[3].weight_decay, 0.0);
+  EXPECT_EQ(groups[3].lr_scale, 0.1);
+}
+
+TEST(OptimRules, APatternThatMatchesNothingIsAnErrorNamingIt) {
+  Named n = encoder_and_head();
+  EXPECT_EQ(mega::testing::error_of([&] { rule_groups(n.named, GroupRules{.freeze = {"encoder.*"}}); }),
+            "[optimizer] freeze pattern 'encoder.*' (a glob: * and ? match any characters, dots included) matches "
+            "no parameter name");
+  EXPECT_EQ(mega::testing::error_of([&] { rule_groups(n.named, GroupRules{.lr_scale = {{"mega.layer.*", 0.1}}}); }),
+            "[optimizer] lr_scale pattern 'mega.layer.*' (a glob: * and ? match any characters, dots included) "
+            "matches no parameter name");
 }
