@@ -102,7 +102,7 @@ static Tensor from_values(const std::vector<T>& values, const Shape& shape) {
   Tensor t = Tensor::empty(shape, dtype_of<T>());
   MEGA_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "Tensor::from: ", values.size(),
              " values for shape ", shape_str(shape));
-  std::memcpy(t.raw(), values.data(), t.nbytes());
+  if (t.nbytes() > 0) std::memcpy(t.raw(), values.data(), t.nbytes());  // an empty vector's data() may be null
   return t;
 }
 Tensor Tensor::from(const std::vector<float>& v, const Shape& s) { return from_values(v, s); }

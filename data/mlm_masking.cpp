@@ -16,8 +16,9 @@ MaskedTokens mask_tokens(const Tensor& ids, const Tensor& mask, const MaskingOpt
   MEGA_CHECK(ids.defined() && ids.dtype() == DType::I64, "[mask_tokens] ids must be I64");
   MEGA_CHECK(mask.defined() && mask.dtype() == DType::F32 && mask.shape() == ids.shape(),
              "[mask_tokens] mask must be F32 of the ids' shape ", shape_str(ids.shape()));
-  MEGA_CHECK(options.vocab_size > 0 && options.mask_id >= 0 && options.mask_id < options.vocab_size,
-             "[mask_tokens] mask_id ", options.mask_id, " must lie in [0, vocab_size = ", options.vocab_size, ")");
+  // <mask> may sit inside the vocabulary (HF tokenizers) or one past it (recipes/mlm_objective.cpp).
+  MEGA_CHECK(options.vocab_size > 0 && options.mask_id >= 0, "[mask_tokens] mask_id ", options.mask_id,
+             " must be >= 0 and vocab_size ", options.vocab_size, " > 0");
   MEGA_CHECK(options.probability >= 0 && options.probability <= 1 && options.mask_fraction >= 0 &&
                  options.random_fraction >= 0 && options.mask_fraction + options.random_fraction <= 1,
              "[mask_tokens] probability must lie in [0, 1] and mask_fraction + random_fraction in [0, 1]");

@@ -11,6 +11,7 @@
 #include "ops/ema.h"
 #include "ops/matmul.h"
 #include "ops/shape.h"
+#include "ops/sync_batch_norm.h"
 
 namespace mega {
 
@@ -72,8 +73,8 @@ SequenceNorm::SequenceNorm(NormalizationType type, int64_t dim, bool affine) {
     case NormalizationType::LayerNorm: kind_ = Kind::LayerNorm; break;
     case NormalizationType::ScaleNorm: kind_ = Kind::ScaleNorm; break;
     case NormalizationType::RmsNorm: kind_ = Kind::RmsNorm; break;
-    case NormalizationType::BatchNorm:
-    case NormalizationType::SyncBatchNorm: kind_ = Kind::BatchNorm; break;  // one process: the same
+    case NormalizationType::BatchNorm: kind_ = Kind::BatchNorm; break;
+    case NormalizationType::SyncBatchNorm: kind_ = Kind::SyncBatchNorm; break;  // one process: batchnorm
   }
   if (affine) {
     if (kind_ == Kind::ScaleNorm) {
@@ -88,7 +89,7 @@ SequenceNorm::SequenceNorm(NormalizationType type, int64_t dim, bool affine) {
       }
     }
   }
-  if (kind_ == Kind::BatchNorm) {
+  if (kind_ == Kind::BatchNorm || kind_ == Kind::SyncBatchNorm) {
     state_.running_mean = Tensor::zeros({dim});
     state_.running_var = ones({dim});
     state_.num_batches_tracked = Tensor::zeros({}, DType::I64);
@@ -104,6 +105,7 @@ Var SequenceNorm::forward(const Var& x) {
     case Kind::ScaleNorm: return scale_norm(x, scalar_);
     case Kind::RmsNorm: return rms_norm(x, weight_);
     case Kind::BatchNorm: return batch_norm(x, weight_, bias_, state_, training());
+    case Kind::SyncBatchNorm: return sync_batch_norm(x, weight_, bias_, state_, training());
   }
   fail("[SequenceNorm] unreachable");
 }

@@ -49,7 +49,7 @@ class SequenceNorm : public Module {
   Var forward(const Var& x);  // (B, L, H); batchnorm uses batch statistics in training mode
 
  private:
-  enum class Kind { LayerNorm, ScaleNorm, RmsNorm, BatchNorm } kind_;
+  enum class Kind { LayerNorm, ScaleNorm, RmsNorm, BatchNorm, SyncBatchNorm } kind_;
   Var weight_, bias_, scalar_;
   BatchNormState state_;
 };

@@ -143,10 +143,10 @@ std::vector<ParamGroup> rule_groups(const std::vector<std::pair<std::string, Var
   }
   const char* glob_note = " (a glob: * and ? match any characters, dots included)";
   for (size_t i = 0; i < rules.freeze.size(); ++i)
-    MEGA_CHECK(freeze_hits[i] > 0, "[optimizer] freeze pattern '", rules.freeze[i], "'", glob_note,
+    MEGA_CHECK(freeze_hits[i] > 0, "[optim.freeze] pattern '", rules.freeze[i], "'", glob_note,
                " matches no parameter name");
   for (size_t i = 0; i < rules.lr_scale.size(); ++i)
-    MEGA_CHECK(scale_hits[i] > 0, "[optimizer] lr_scale pattern '", rules.lr_scale[i].first, "'", glob_note,
+    MEGA_CHECK(scale_hits[i] > 0, "[optim.lr_scale] pattern '", rules.lr_scale[i].first, "'", glob_note,
                " matches no parameter name");
   // Each decay group split by scale, the scales in order of first appearance.
   std::vector<ParamGroup> groups;

@@ -326,9 +326,9 @@ TEST(OptimRules, GroupsSplitByDecayAndScaleWithTheFirstMatchingPatternDeciding) 
 TEST(OptimRules, APatternThatMatchesNothingIsAnErrorNamingIt) {
   Named n = encoder_and_head();
   EXPECT_EQ(mega::testing::error_of([&] { rule_groups(n.named, GroupRules{.freeze = {"encoder.*"}}); }),
-            "[optimizer] freeze pattern 'encoder.*' (a glob: * and ? match any characters, dots included) matches "
+            "[optim.freeze] pattern 'encoder.*' (a glob: * and ? match any characters, dots included) matches "
             "no parameter name");
   EXPECT_EQ(mega::testing::error_of([&] { rule_groups(n.named, GroupRules{.lr_scale = {{"mega.layer.*", 0.1}}}); }),
-            "[optimizer] lr_scale pattern 'mega.layer.*' (a glob: * and ? match any characters, dots included) "
+            "[optim.lr_scale] pattern 'mega.layer.*' (a glob: * and ? match any characters, dots included) "
             "matches no parameter name");
 }
