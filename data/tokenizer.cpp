@@ -214,14 +214,11 @@ struct SentencePieceModule {
       path = ((error ? fs::path(".") : program.parent_path()) / "libmega_sentencepiece.so").string();
     }
     // Local and deep-bound: SentencePiece's bundled protobuf must neither see nor be seen by the system's.
-    // AddressSanitizer refuses RTLD_DEEPBIND (google/sanitizers#611); local binding alone keeps the two
-    // protobufs apart for the tokenizer's calls, which is all a sanitizer run needs.
 #ifdef __SANITIZE_ADDRESS__  // GCC defines it under -fsanitize=address
-    constexpr int kDeepBind = 0;
-#else
-    constexpr int kDeepBind = RTLD_DEEPBIND;
+    fail("[tokenizer] SentencePiece is not available in an AddressSanitizer build: its module needs ",
+         "RTLD_DEEPBIND, which the sanitizer runtime refuses (google/sanitizers#611)");
 #endif
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | kDeepBind);
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     MEGA_CHECK(handle, "[tokenizer] cannot load the SentencePiece module ", path, " (built beside the mega binary; ",
                "needs libsentencepiece0): ", ::dlerror());
     SentencePieceModule m;
