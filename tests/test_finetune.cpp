@@ -17,6 +17,7 @@
 #include "recipes/pretrained.h"
 #include "tests/gradcheck_util.h"
 #include "tests/process_util.h"
+#include "tests/temp_folder.h"
 
 namespace fs = std::filesystem;
 using namespace mega;
@@ -106,12 +107,7 @@ TEST(FromPretrained, ConfigDifferencesAreListedAndAMissingFolderIsNamed) {
 namespace {
 
 const fs::path& root() {
-  static const fs::path dir = [] {
-    fs::path d = fs::path(::testing::TempDir()) / ("mega_finetune_test_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = mega::testing::make_temp_folder("mega_finetune_test");
   return dir;
 }
 

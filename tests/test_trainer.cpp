@@ -32,19 +32,14 @@
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
 #include "tests/process_util.h"
+#include "tests/temp_folder.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path& root() {
-  static const fs::path dir = [] {
-    // One folder per process: CTest runs each test in a process of its own, side by side.
-    fs::path d = fs::path(::testing::TempDir()) / ("mega_trainer_test_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = mega::testing::make_temp_folder("mega_trainer_test");
   return dir;
 }
 

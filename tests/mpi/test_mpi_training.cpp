@@ -14,18 +14,14 @@
 
 #include "core/safetensors.h"
 #include "tests/process_util.h"
+#include "tests/temp_folder.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path& root() {
-  static const fs::path dir = [] {
-    fs::path d = fs::path(::testing::TempDir()) / ("mega_mpi_test_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = mega::testing::make_temp_folder("mega_mpi_test");
   return dir;
 }
 
