@@ -449,13 +449,12 @@ TrainSummary train(const Recipe& recipe, const TrainOptions& options) {
   const int64_t total = total_updates(recipe, stream->batches_per_epoch());
 
   TrainerState state;
-  state.world_size = world;
   if (resumed) {
     state = restore(*resumed, *model, optimizer, *stream, recipe, total);
-    state.world_size = world;
     stream->set_position(state.data);
     rng.set_stream_position(state.rng_stream);
   }
+  state.world_size = world;  // this run's, whatever the checkpoint's was
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   comm.barrier();  // every rank has read the run folder before rank 0 writes it
   if (!resumed && root) fs::remove(metrics_path);  // a fresh run starts a fresh log
